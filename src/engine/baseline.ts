@@ -1,0 +1,168 @@
+import type { Vitals } from '../domain/vitals.js';
+import type { EngineConfig } from './config.js';
+import { CONTINUOUS, NC, NR, RATES } from './metrics.js';
+
+/**
+ * What "normal" is for one agent. Continuous metrics keep an EWMA mean and
+ * variance of log1p(x) (plus a linear mean and a p95 tracker for display);
+ * rates keep an EWMA of retries per task and of the error probability.
+ * Updated in place: this is per-sample hot-path state (≈ 400 bytes).
+ */
+export interface Baseline {
+  n: number;
+  /** log1p-space EWMA mean, variance and p95 per continuous metric. */
+  mean: Float64Array;
+  variance: Float64Array;
+  p95: Float64Array;
+  /** Linear-space EWMA mean per continuous metric, for display and ratios. */
+  linear: Float64Array;
+  /** EWMA of retries per task and of P(error). */
+  rate: Float64Array;
+  prompt_hash: string;
+  model: string;
+  provider: string;
+}
+
+export function newBaseline(): Baseline {
+  return {
+    n: 0,
+    mean: new Float64Array(NC),
+    variance: new Float64Array(NC),
+    p95: new Float64Array(NC),
+    linear: new Float64Array(NC),
+    rate: new Float64Array(NR),
+    prompt_hash: '',
+    model: '',
+    provider: '',
+  };
+}
+
+export function isReady(b: Baseline, cfg: EngineConfig): boolean {
+  return b.n >= cfg.minSamples;
+}
+
+/** σ in log space with the floors applied: the relative floor, and the metric's resolution at its current level. */
+export function effectiveSigma(b: Baseline, i: number, cfg: EngineConfig): number {
+  const m = b.linear[i];
+  const resolutionFloor = Math.log1p(m + CONTINUOUS[i].resolution) - Math.log1p(m);
+  return Math.max(Math.sqrt(b.variance[i]), cfg.sigmaFloor, resolutionFloor);
+}
+
+/**
+ * Folds one normal sample into the baseline. While learning, α = max(α, 1/n)
+ * (a running average, so 15 samples already give a fair estimate). Once ready,
+ * values are winsorised at mean ± clip·σ so a tail sample teaches the spread
+ * without dragging the mean.
+ */
+export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Infinity): void {
+  b.n += 1;
+  const alpha = Math.max(2 / (cfg.ewmaSpan + 1), 1 / b.n);
+  const first = b.n === 1;
+  for (let i = 0; i < NC; i++) {
+    const x = CONTINUOUS[i].read(v);
+    let y = Math.log1p(x);
+    if (first) {
+      b.mean[i] = y;
+      b.variance[i] = 0;
+      b.linear[i] = x;
+      b.p95[i] = y;
+      continue;
+    }
+    const sd = Math.sqrt(b.variance[i]);
+    if (clipSigma !== Infinity) {
+      const lim = clipSigma * Math.max(sd, cfg.sigmaFloor);
+      if (y > b.mean[i] + lim) y = b.mean[i] + lim;
+      else if (y < b.mean[i] - lim) y = b.mean[i] - lim;
+    }
+    const diff = y - b.mean[i];
+    const incr = alpha * diff;
+    b.mean[i] += incr;
+    b.variance[i] = (1 - alpha) * (b.variance[i] + diff * incr);
+    b.linear[i] += alpha * (Math.expm1(y) - b.linear[i]);
+    if (b.n <= cfg.minSamples) {
+      b.p95[i] = b.mean[i] + 1.645 * Math.sqrt(b.variance[i]);
+    } else {
+      // Stochastic-approximation quantile: +0.95·step above, −0.05·step below settles where 5% of samples lie above.
+      const step = 2 * alpha * Math.max(Math.sqrt(b.variance[i]), cfg.sigmaFloor);
+      b.p95[i] += y > b.p95[i] ? 0.95 * step : -0.05 * step;
+    }
+  }
+  for (let j = 0; j < NR; j++) {
+    const r = RATES[j].read(v);
+    b.rate[j] = first ? r : b.rate[j] + alpha * (r - b.rate[j]);
+  }
+  if (v.prompt_hash !== '') b.prompt_hash = v.prompt_hash;
+  if (v.model !== '') b.model = v.model;
+  if (v.provider !== '') b.provider = v.provider;
+}
+
+export interface MetricBaseline {
+  mean: number;
+  stddev: number;
+  p95: number;
+}
+
+/** Human-facing view in linear units (ms, tokens, USD, calls, rates). */
+export function describeBaseline(b: Baseline): Record<string, MetricBaseline> & { prompt_hash?: unknown } {
+  const out: Record<string, MetricBaseline> = {};
+  for (let i = 0; i < NC; i++) {
+    const m = b.mean[i];
+    const sd = Math.sqrt(b.variance[i]);
+    // Spread in linear units from the log-space spread around the typical value.
+    const stddev = (Math.expm1(m + sd) - Math.expm1(m - sd)) / 2;
+    out[CONTINUOUS[i].key] = { mean: b.linear[i], stddev, p95: Math.max(0, Math.expm1(b.p95[i])) };
+  }
+  for (let j = 0; j < NR; j++) {
+    const r = b.rate[j];
+    const sd = RATES[j].kind === 'bernoulli' ? Math.sqrt(r * (1 - r)) : Math.sqrt(r);
+    out[RATES[j].key] = { mean: r, stddev: sd, p95: r + 1.645 * sd };
+  }
+  return out;
+}
+
+export interface BaselineSnapshot {
+  n: number;
+  mean: number[];
+  variance: number[];
+  p95: number[];
+  linear: number[];
+  rate: number[];
+  prompt_hash: string;
+  model: string;
+  provider: string;
+}
+
+/** JSON-safe and exact: doubles survive JSON round trips bit for bit. */
+export function snapshotBaseline(b: Baseline): BaselineSnapshot {
+  return {
+    n: b.n,
+    mean: Array.from(b.mean),
+    variance: Array.from(b.variance),
+    p95: Array.from(b.p95),
+    linear: Array.from(b.linear),
+    rate: Array.from(b.rate),
+    prompt_hash: b.prompt_hash,
+    model: b.model,
+    provider: b.provider,
+  };
+}
+
+export function restoreBaseline(s: BaselineSnapshot): Baseline {
+  const arr = (xs: number[], len: number, name: string) => {
+    if (!Array.isArray(xs) || xs.length !== len || xs.some((x) => typeof x !== 'number' || !Number.isFinite(x))) {
+      throw new Error(`baseline snapshot: '${name}' must be ${len} finite numbers`);
+    }
+    return Float64Array.from(xs);
+  };
+  return {
+    n: s.n,
+    mean: arr(s.mean, NC, 'mean'),
+    variance: arr(s.variance, NC, 'variance'),
+    p95: arr(s.p95, NC, 'p95'),
+    linear: arr(s.linear, NC, 'linear'),
+    rate: arr(s.rate, NR, 'rate'),
+    prompt_hash: s.prompt_hash ?? '',
+    model: s.model ?? '',
+    provider: s.provider ?? '',
+  };
+}

@@ -1,0 +1,129 @@
+import type { FleetIncident } from '../domain/events.js';
+import type { EngineConfig } from './config.js';
+
+interface Group {
+  /** agent → last time it reported. */
+  seen: Map<string, number>;
+  /** agent → last time it looked like a provider problem (slow or failing). */
+  elevated: Map<string, number>;
+  incident: FleetIncident | null;
+  lastElevated: number;
+}
+
+export interface Assessment {
+  group: string;
+  affected: number;
+  active: number;
+  qualifies: boolean;
+}
+
+/** Groups agents by what they share ("model:X", "provider:Y") so a provider outage is one incident, not N quarantines. */
+export function groupsOf(model: string, provider: string): string[] {
+  const out: string[] = [];
+  if (provider) out.push(`provider:${provider}`);
+  if (model) out.push(`model:${model}`);
+  return out;
+}
+
+/**
+ * Tracks, per shared model/provider, which agents are active and which show
+ * provider-type trouble, within a sliding event-time window.
+ */
+export class FleetCorrelator {
+  private readonly groups = new Map<string, Group>();
+  private incidentSeq = 0;
+
+  constructor(private readonly cfg: EngineConfig) {}
+
+  note(keys: readonly string[], agentId: string, ts: number, providerSignal: boolean): void {
+    for (const k of keys) {
+      let g = this.groups.get(k);
+      if (!g) this.groups.set(k, (g = { seen: new Map(), elevated: new Map(), incident: null, lastElevated: 0 }));
+      g.seen.set(agentId, ts);
+      if (providerSignal) {
+        g.elevated.set(agentId, ts);
+        if (ts > g.lastElevated) g.lastElevated = ts;
+      }
+    }
+  }
+
+  /** The group (of this agent's groups) where the most peers are in trouble right now. */
+  assess(keys: readonly string[], now: number): Assessment | null {
+    let best: Assessment | null = null;
+    for (const k of keys) {
+      const g = this.groups.get(k);
+      if (!g) continue;
+      const cutoff = now - this.cfg.fleetWindowSeconds;
+      const active = countSince(g.seen, cutoff);
+      const affected = countSince(g.elevated, cutoff);
+      const qualifies = affected >= this.cfg.fleetMinAgents && affected >= this.cfg.fleetMinFraction * active;
+      const a = { group: k, affected, active, qualifies };
+      if (!best || (a.qualifies && !best.qualifies) || (a.qualifies === best.qualifies && a.affected > best.affected)) best = a;
+    }
+    return best;
+  }
+
+  activeIncident(keys: readonly string[]): FleetIncident | null {
+    for (const k of keys) {
+      const inc = this.groups.get(k)?.incident;
+      if (inc) return inc;
+    }
+    return null;
+  }
+
+  open(group: string, now: number, anomalies: string[], maxDeviation: number): FleetIncident {
+    const g = this.groups.get(group);
+    if (!g) throw new Error(`no fleet group ${group}`);
+    if (g.incident) return g.incident;
+    const cutoff = now - this.cfg.fleetWindowSeconds;
+    const agents = [...g.elevated].filter(([, t]) => t >= cutoff).map(([a]) => a).sort();
+    this.incidentSeq += 1;
+    g.incident = { id: `incident-${this.incidentSeq}:${group}`, group, started_at: now, agents, anomalies: [...anomalies].sort(), max_deviation: maxDeviation };
+    return g.incident;
+  }
+
+  join(incident: FleetIncident, agentId: string, anomalies: readonly string[], deviation: number): void {
+    if (!incident.agents.includes(agentId)) incident.agents.push(agentId);
+    for (const a of anomalies) if (!incident.anomalies.includes(a)) incident.anomalies.push(a);
+    if (deviation > incident.max_deviation) incident.max_deviation = deviation;
+  }
+
+  /** Incidents whose group has shown no trouble for a whole window; they end now. */
+  closeQuiet(now: number): FleetIncident[] {
+    const ended: FleetIncident[] = [];
+    for (const g of this.groups.values()) {
+      if (g.incident && g.lastElevated < now - this.cfg.fleetWindowSeconds) {
+        g.incident.ended_at = now;
+        ended.push(g.incident);
+        g.incident = null;
+      }
+    }
+    return ended;
+  }
+
+  incidents(): FleetIncident[] {
+    return [...this.groups.values()].flatMap((g) => (g.incident ? [g.incident] : []));
+  }
+
+  /** Restores an open incident from the log after a restart. */
+  reopen(incident: FleetIncident): void {
+    const g = this.groups.get(incident.group) ?? { seen: new Map(), elevated: new Map(), incident: null, lastElevated: incident.started_at };
+    g.incident = incident;
+    this.groups.set(incident.group, g);
+    const n = Number(/^incident-(\d+):/.exec(incident.id)?.[1] ?? 0);
+    if (n > this.incidentSeq) this.incidentSeq = n;
+  }
+
+  close(incidentId: string): void {
+    for (const g of this.groups.values()) if (g.incident?.id === incidentId) g.incident = null;
+  }
+}
+
+function countSince(m: Map<string, number>, cutoff: number): number {
+  let n = 0;
+  for (const [k, t] of m) {
+    if (t >= cutoff) n++;
+    else m.delete(k);
+  }
+  return n;
+}

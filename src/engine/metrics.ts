@@ -1,0 +1,48 @@
+import type { AnomalyType } from '../domain/types.js';
+import type { Vitals } from '../domain/vitals.js';
+
+/**
+ * Continuous metrics are judged in log space: latency, tokens and cost are
+ * multiplicative and heavy-tailed, so log1p makes "3× normal" the same
+ * distance for every agent and tames the tail.
+ */
+export interface ContinuousMetric {
+  /** Name used in `deviations` and in baselines (seed spelling). */
+  key: 'latency' | 'tokens' | 'input_tokens' | 'output_tokens' | 'cost' | 'tools';
+  anomaly: AnomalyType;
+  read(v: Vitals): number;
+  /** Smallest change in linear units that matters (1 tool call, 10 tokens…): floors σ for near-constant metrics. */
+  resolution: number;
+  label: string;
+}
+
+export const CONTINUOUS: readonly ContinuousMetric[] = [
+  { key: 'latency', anomaly: 'latency_spike', read: (v) => v.latency_ms, resolution: 20, label: 'latency' },
+  { key: 'tokens', anomaly: 'token_spike', read: (v) => v.token_count, resolution: 20, label: 'total tokens' },
+  { key: 'input_tokens', anomaly: 'input_token_spike', read: (v) => v.input_tokens, resolution: 20, label: 'input tokens' },
+  { key: 'output_tokens', anomaly: 'output_token_spike', read: (v) => v.output_tokens, resolution: 20, label: 'output tokens' },
+  { key: 'cost', anomaly: 'cost_spike', read: (v) => v.cost, resolution: 0.0002, label: 'cost' },
+  { key: 'tools', anomaly: 'tool_explosion', read: (v) => v.tool_calls, resolution: 1, label: 'tool calls' },
+];
+
+/** Rate metrics are judged with count statistics (Bernoulli errors, Poisson retries), not σ of a 0/1 stream. */
+export interface RateMetric {
+  key: 'retry_rate' | 'error_rate';
+  anomaly: AnomalyType;
+  read(v: Vitals): number;
+  kind: 'poisson' | 'bernoulli';
+  label: string;
+}
+
+export const RATES: readonly RateMetric[] = [
+  { key: 'retry_rate', anomaly: 'high_retry_rate', read: (v) => v.retries, kind: 'poisson', label: 'retries per task' },
+  { key: 'error_rate', anomaly: 'error_rate_spike', read: (v) => (v.success && v.error_type === '' ? 0 : 1), kind: 'bernoulli', label: 'error rate' },
+];
+
+export const NC = CONTINUOUS.length;
+export const NR = RATES.length;
+export const METRIC_KEYS = [...CONTINUOUS.map((m) => m.key), ...RATES.map((m) => m.key)] as const;
+export type MetricKey = (typeof METRIC_KEYS)[number];
+export const LATENCY = 0;
+export const ERRORS = 1;
+export const RETRIES = 0;
