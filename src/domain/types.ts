@@ -57,6 +57,8 @@ export interface Infection {
   /** Deviation in σ per metric name (latency, tokens, input_tokens, output_tokens, cost, tools, retry_rate, error_rate, prompt_change). */
   deviations: Record<string, number>;
   severity: Severity;
+  /** Samples of evidence behind the detection (the length of the excursion that confirmed it): "time to detect" in samples. */
+  evidence_samples?: number;
 }
 
 export interface Hypothesis {

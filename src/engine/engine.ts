@@ -557,6 +557,7 @@ function toInfection(agentId: string, ts: number, v: Verdict, cfg: EngineConfig)
     anomalies: v.anomalies,
     deviations: v.deviations,
     severity: v.maxDeviation >= cfg.deviationRequiringApproval ? 'severe' : 'mild',
+    evidence_samples: v.evidenceSamples,
   };
 }
 

@@ -81,6 +81,8 @@ export interface Verdict {
   /** Recent level relative to baseline mean (e.g. 4.2 = 4.2× normal), per anomalous metric. */
   ratios: Record<string, number>;
   maxDeviation: number;
+  /** Longest run of evidence among the anomalous metrics, in samples. */
+  evidenceSamples: number;
 }
 
 function requiredRun(tailRate: number): number {
@@ -156,7 +158,7 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
   }
 
   if (!confirmed) {
-    return { confirmed, suspicious, providerSignal, providerOnly: false, promptChanged, anomalies: [], deviations: {}, ratios: {}, maxDeviation: 0 };
+    return { confirmed, suspicious, providerSignal, providerOnly: false, promptChanged, anomalies: [], deviations: {}, ratios: {}, maxDeviation: 0, evidenceSamples: 0 };
   }
   return describe(b, s, v, cfg, slot, rslot, promptChanged, providerSignal, providerOnly);
 }
@@ -168,6 +170,7 @@ function describe(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig, s
   const deviations: Record<string, number> = {};
   const ratios: Record<string, number> = {};
   let maxDeviation = 0;
+  let evidenceSamples = 0;
   for (let i = 0; i < NC; i++) {
     const m = Math.min(RING, Math.max(1, s.run[i]));
     let sum = 0;
@@ -183,6 +186,7 @@ function describe(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig, s
     if (elevated) {
       anomalies.push(CONTINUOUS[i].anomaly);
       maxDeviation = Math.max(maxDeviation, dev);
+      evidenceSamples = Math.max(evidenceSamples, s.run[i]);
       // Ratio of the recent level to normal, from the mean log excess.
       ysum = (sum / m) * effectiveSigma(b, i, cfg);
       ratios[CONTINUOUS[i].key] = round2(Math.expm1(b.mean[i] + ysum) / Math.max(Math.expm1(b.mean[i]), 1e-9));
@@ -202,6 +206,7 @@ function describe(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig, s
     if (s.cusum[NC + j] >= cfg.rateCusumH / 2 && (s.cusum[NC + j] >= cfg.rateCusumH || dev >= T)) {
       anomalies.push(m.anomaly);
       maxDeviation = Math.max(maxDeviation, dev);
+      evidenceSamples = Math.max(evidenceSamples, s.run[NC + j]);
       ratios[m.key] = round2(total / n / Math.max(b.rate[j], m.kind === 'bernoulli' ? cfg.errorRateFloor : cfg.retryRateFloor));
     }
   }
@@ -209,7 +214,7 @@ function describe(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig, s
     anomalies.push('prompt_change');
     deviations.prompt_change = 0;
   }
-  return { confirmed: true, suspicious: true, providerSignal, providerOnly, promptChanged, anomalies, deviations, ratios, maxDeviation: round2(maxDeviation) };
+  return { confirmed: true, suspicious: true, providerSignal, providerOnly, promptChanged, anomalies, deviations, ratios, maxDeviation: round2(maxDeviation), evidenceSamples };
 }
 
 function round2(x: number): number {
