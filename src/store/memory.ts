@@ -1,13 +1,15 @@
 import type { ImmuneEvent } from '../domain/events.js';
 import type { Vitals } from '../domain/vitals.js';
 import type { EngineSnapshot } from '../engine/engine.js';
-import type { EventQuery, RegisteredAgent, Store, StoreHealth } from './store.js';
+import { filterEvents } from './event-query.js';
+import type { EventQuery, RegisteredAgent, SeedMeasurement, SeedRecord, Store, StoreHealth } from './store.js';
 
 interface Run {
   vitals: Map<string, Vitals[]>;
-  events: ImmuneEvent[];
+  events: Map<number, ImmuneEvent>;
   snapshot: EngineSnapshot | null;
   agents: Map<string, RegisteredAgent>;
+  records: SeedRecord[];
   touched: number;
 }
 
@@ -17,6 +19,8 @@ export class MemoryStore implements Store {
   private readonly runs = new Map<string, Run>();
   private clock = 0;
 
+  constructor(private readonly now: () => number = () => Date.now() / 1000) {}
+
   async open(): Promise<void> {}
   async close(): Promise<void> {}
   async health(): Promise<StoreHealth> {
@@ -25,7 +29,7 @@ export class MemoryStore implements Store {
 
   private run(runId: string): Run {
     let r = this.runs.get(runId);
-    if (!r) this.runs.set(runId, (r = { vitals: new Map(), events: [], snapshot: null, agents: new Map(), touched: 0 }));
+    if (!r) this.runs.set(runId, (r = { vitals: new Map(), events: new Map(), snapshot: null, agents: new Map(), records: [], touched: 0 }));
     r.touched = ++this.clock;
     return r;
   }
@@ -35,18 +39,18 @@ export class MemoryStore implements Store {
     for (const v of batch) {
       let list = r.vitals.get(v.agent_id);
       if (!list) r.vitals.set(v.agent_id, (list = []));
-      list.push(v);
+      list.push(structuredClone(v));
     }
   }
 
   async recentVitals(runId: string, agentId: string, opts: { windowSeconds?: number; limit?: number; now?: number }): Promise<Vitals[]> {
     let list = this.runs.get(runId)?.vitals.get(agentId) ?? [];
     if (opts.windowSeconds !== undefined) {
-      const cutoff = (opts.now ?? Date.now() / 1000) - opts.windowSeconds;
+      const cutoff = (opts.now ?? this.now()) - opts.windowSeconds;
       list = list.filter((v) => v.timestamp >= cutoff);
     }
     const sorted = [...list].sort((a, b) => a.timestamp - b.timestamp);
-    return opts.limit !== undefined ? sorted.slice(-opts.limit) : sorted;
+    return structuredClone(opts.limit !== undefined ? sorted.slice(Math.max(0, sorted.length - opts.limit)) : sorted);
   }
 
   async latestVitals(runId: string): Promise<Vitals[]> {
@@ -54,7 +58,7 @@ export class MemoryStore implements Store {
     for (const list of this.runs.get(runId)?.vitals.values() ?? []) {
       if (list.length > 0) out.push(list.reduce((a, b) => (b.timestamp >= a.timestamp ? b : a)));
     }
-    return out;
+    return structuredClone(out);
   }
 
   async vitalsCount(runId: string, agentId?: string): Promise<number> {
@@ -67,22 +71,13 @@ export class MemoryStore implements Store {
   }
 
   async appendEvents(runId: string, events: readonly ImmuneEvent[]): Promise<void> {
-    this.run(runId).events.push(...events);
+    const r = this.run(runId);
+    // Keyed by seq: a batch re-sent after a retry is stored once.
+    for (const e of events) if (!r.events.has(e.seq)) r.events.set(e.seq, structuredClone(e));
   }
 
   async readEvents(runId: string, q: EventQuery = {}): Promise<ImmuneEvent[]> {
-    const types = q.types ? new Set(q.types) : null;
-    let list = (this.runs.get(runId)?.events ?? []).filter(
-      (e) =>
-        (q.afterSeq === undefined || e.seq > q.afterSeq) &&
-        (q.beforeSeq === undefined || e.seq < q.beforeSeq) &&
-        (q.agentId === undefined || e.agent_id === q.agentId) &&
-        (types === null || types.has(e.type)) &&
-        (q.sinceTs === undefined || e.ts >= q.sinceTs) &&
-        (q.untilTs === undefined || e.ts <= q.untilTs),
-    );
-    list = [...list].sort((a, b) => (q.order === 'desc' ? b.seq - a.seq : a.seq - b.seq));
-    return q.limit !== undefined ? list.slice(0, q.limit) : list;
+    return structuredClone(filterEvents([...(this.runs.get(runId)?.events.values() ?? [])], q));
   }
 
   async saveSnapshot(runId: string, snapshot: EngineSnapshot): Promise<void> {
@@ -99,7 +94,22 @@ export class MemoryStore implements Store {
   }
 
   async agents(runId: string): Promise<RegisteredAgent[]> {
-    return [...(this.runs.get(runId)?.agents.values() ?? [])].map((a) => structuredClone(a));
+    return structuredClone([...(this.runs.get(runId)?.agents.values() ?? [])]);
+  }
+
+  async appendRecords(runId: string, records: readonly SeedRecord[]): Promise<void> {
+    this.run(runId).records.push(...structuredClone(records));
+  }
+
+  async readRecords(runId: string, q: { measurement: SeedMeasurement; agentId?: string; limit?: number }): Promise<SeedRecord[]> {
+    const list = (this.runs.get(runId)?.records ?? [])
+      .filter((r) => r.measurement === q.measurement && (q.agentId === undefined || r.agent_id === q.agentId))
+      .sort((a, b) => a.ts - b.ts);
+    return structuredClone(q.limit !== undefined ? list.slice(Math.max(0, list.length - q.limit)) : list);
+  }
+
+  async registerRun(runId: string): Promise<void> {
+    this.run(runId);
   }
 
   async latestRun(): Promise<string | null> {

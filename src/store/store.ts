@@ -4,10 +4,43 @@ import type { EngineSnapshot } from '../engine/engine.js';
 
 export type StoreKind = 'memory' | 'sqlite' | 'influx' | 'api';
 
+/** Counters of the resilient wrapper (src/store/resilient.ts) for /readyz and the dashboard. */
+export interface QueueStats {
+  /** Records accepted but not yet in the store (spilled to disk while the store is unreachable). */
+  queued: number;
+  /** Records that went through the disk spill since start. */
+  spilled: number;
+  /** Records lost because the queue bound (STORE_QUEUE_MAX) was hit: counted, never silent. */
+  dropped: number;
+  last_error: string | null;
+  /** True while writes cannot reach the store (they are being spilled). */
+  degraded: boolean;
+}
+
 export interface StoreHealth {
   ok: boolean;
   kind: StoreKind;
   detail: string;
+  /** Present when the store is wrapped by the resilient queue. */
+  queue?: QueueStats;
+}
+
+/**
+ * The seed's measurements that a prototype-shaped client can write directly
+ * (POST /api/v1/events/infection, /approvals, /healing/events, /action-log,
+ * /baselines). Our own control plane never writes these: its equivalents are
+ * views over the event log (src/store/seed-views.ts).
+ */
+export const SEED_MEASUREMENTS = ['infection_event', 'quarantine_event', 'approval_event', 'healing_event', 'action_log', 'baseline_profile'] as const;
+export type SeedMeasurement = (typeof SEED_MEASUREMENTS)[number];
+
+/** One record written through a seed-shaped endpoint, kept as sent (fields are the seed's body). */
+export interface SeedRecord {
+  measurement: SeedMeasurement;
+  agent_id: string;
+  /** Epoch seconds. */
+  ts: number;
+  fields: Record<string, unknown>;
 }
 
 export interface EventQuery {
@@ -43,7 +76,7 @@ export interface Store {
   health(): Promise<StoreHealth>;
 
   appendVitals(runId: string, batch: readonly Vitals[]): Promise<void>;
-  /** Samples of one agent, oldest first: those within windowSeconds before `now`, at most `limit` (the newest ones). */
+  /** Samples of one agent, oldest first: those at or after `now - windowSeconds` (now defaults to the wall clock), at most `limit` (the newest ones). */
   recentVitals(runId: string, agentId: string, opts: { windowSeconds?: number; limit?: number; now?: number }): Promise<Vitals[]>;
   /** The newest sample of every agent. */
   latestVitals(runId: string): Promise<Vitals[]>;
@@ -59,7 +92,14 @@ export interface Store {
   upsertAgent(runId: string, agent: RegisteredAgent): Promise<void>;
   agents(runId: string): Promise<RegisteredAgent[]>;
 
-  /** The most recently active run, so a control plane that lost its local state can continue it. */
+  /** Seed-shaped records (see SeedRecord); appended as sent. */
+  appendRecords(runId: string, records: readonly SeedRecord[]): Promise<void>;
+  /** Records of one measurement, oldest first; with `limit`, the newest ones. */
+  readRecords(runId: string, q: { measurement: SeedMeasurement; agentId?: string; limit?: number }): Promise<SeedRecord[]>;
+
+  /** Marks the run as the most recently active one (a fresh run before its first write; POST /api/v1/run). */
+  registerRun(runId: string): Promise<void>;
+  /** The most recently active run (registered or written to), so a control plane that lost its local state can continue it. */
   latestRun(): Promise<string | null>;
   /** Deletes vitals older than the timestamp (all runs); returns how many. Events are kept. */
   pruneVitals(olderThanTs: number): Promise<number>;
