@@ -1,0 +1,44 @@
+import type { FastifyInstance } from 'fastify';
+import type { AgentMeta } from '../../domain/events.js';
+import { ImmuneError } from '../../domain/errors.js';
+import type { Deps } from '../app.js';
+import { AckBody, AckParams, IngestBody, IngestReply, RegisterBody } from '../schemas.js';
+
+/** What agents call with the ingest key: report vitals, register, acknowledge directives. */
+export function ingestRoutes(app: FastifyInstance, d: Deps): void {
+  const security: Array<Record<string, string[]>> = [{ ingestKey: [] }];
+
+  app.post('/api/v1/ingest', {
+    schema: { tags: ['ingest'], summary: 'Report vitals: one record, a JSON array, or NDJSON. A batch with a bad record is rejected whole.', security, body: IngestBody, response: { 200: IngestReply } },
+    preHandler: async (req) => d.auth.checkIngestKey(req),
+  }, async (req) => {
+    const body = req.body;
+    const batch = Array.isArray(body);
+    const records: unknown[] = batch ? body : [body];
+    if (batch && records.length === 0) throw new ImmuneError('IMM_ERR_VALIDATION', 'the batch is empty', { field: '(batch)' });
+    const { accepted, agents } = d.cp.ingest(records, { batch, meta: { source: 'external' } });
+    if (!batch) {
+      const [[agent_id, s]] = agents;
+      return { ok: true, accepted, agent_id, status: s.status, directive: s.directive };
+    }
+    return { ok: true, accepted, agents: Object.fromEntries(agents) };
+  });
+
+  app.post<{ Body: { agent_id: string } & Partial<AgentMeta> }>('/api/v1/agents/register', {
+    schema: { tags: ['ingest'], summary: 'Register an agent (type, model, MCP servers, optional control URL)', security, body: RegisterBody },
+    preHandler: async (req) => d.auth.checkIngestKey(req),
+  }, async (req) => {
+    const { agent_id, agent_type, model, provider, mcp_servers, control_url } = req.body;
+    const status = d.cp.register(agent_id, { agent_type, model, provider, mcp_servers, control_url, source: 'external' });
+    return { ok: true, status, agent_id };
+  });
+
+  app.post<{ Params: { id: string; directive_id: string }; Body: { ok: boolean; detail?: string } }>('/api/v1/agents/:id/directives/:directive_id/ack', {
+    schema: { tags: ['ingest'], summary: 'The agent reports whether it applied a healing directive', security, params: AckParams, body: AckBody },
+    preHandler: async (req) => d.auth.checkIngestKey(req),
+  }, async (req) => {
+    d.cp.engine.require(req.params.id);
+    d.directives.acknowledge(req.params.id, req.params.directive_id, req.body.ok, req.body.detail ?? '');
+    return { ok: true, agent: d.cp.summary(req.params.id) };
+  });
+}
