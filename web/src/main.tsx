@@ -1,3 +1,52 @@
 import { render } from 'preact';
+import { Api, ApiError } from './api';
+import { App } from './components/app';
+import { Login } from './components/login';
+import { Controller, ControllerContext } from './controller';
+import { LiveStore, startLive } from './live';
+import './styles.css';
 
-render(<p>Agent Immune dashboard (under construction)</p>, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+const api = new Api();
+let stopLive: (() => void) | null = null;
+
+function showLogin(reason?: string): void {
+  stopLive?.();
+  stopLive = null;
+  render(<Login api={api} reason={reason} onLoggedIn={() => void boot()} />, root);
+}
+
+async function logout(): Promise<void> {
+  try {
+    await api.logout();
+  } finally {
+    showLogin();
+  }
+}
+
+async function boot(): Promise<void> {
+  let role;
+  try {
+    role = (await api.session()).role;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return showLogin();
+    render(
+      <p class="error fatal" role="alert">
+        Cannot reach the control plane: {String(e instanceof Error ? e.message : e)}. <a href="/">Retry</a>
+      </p>,
+      root,
+    );
+    return;
+  }
+  const store = new LiveStore();
+  const ctl = new Controller(api, store, role);
+  stopLive = startLive(api, store, () => showLogin('Your session has ended; sign in again.'));
+  render(
+    <ControllerContext.Provider value={ctl}>
+      <App onLogout={() => void logout()} />
+    </ControllerContext.Provider>,
+    root,
+  );
+}
+
+void boot();

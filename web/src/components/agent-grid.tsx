@@ -1,0 +1,168 @@
+import type { RefObject } from 'preact';
+import { useContext } from 'preact/hooks';
+import { ControllerContext } from '../controller';
+import { clock, count, percent, sigma, usd, words } from '../format';
+import { memo } from '../hooks';
+import type { AgentFilter, AgentSort } from '../state';
+import { STATUSES, type AgentSummary, type Status } from '../types';
+import { StatusBadge, statusLabel } from './status';
+
+/** States from which "Heal now" is offered (API: rejected, quarantined or exhausted). */
+export const HEALABLE: ReadonlySet<Status> = new Set(['rejected', 'quarantined', 'exhausted']);
+
+function Latest({ a }: { a: AgentSummary }) {
+  const v = a.latest;
+  if (!v) return <div class="vitals muted">no vitals yet</div>;
+  return (
+    <div class="vitals" title={`latest task at ${clock(v.timestamp)}`}>
+      <span>{Math.round(v.latency)} ms</span>
+      <span>{count(v.tokens)} tok</span>
+      <span>{v.tools} tools</span>
+      <span>{usd(v.cost)}</span>
+      {v.retries > 0 && <span>{v.retries} retries</span>}
+      {!v.success && <span class="err">{v.error_type || 'error'}</span>}
+    </div>
+  );
+}
+
+interface CardProps {
+  a: AgentSummary;
+  busy: boolean;
+  canAct: boolean;
+}
+
+/** One agent. Memoised: re-renders only when its summary object or busy flag changes. */
+export const AgentCard = memo(function AgentCard({ a, busy, canAct }: CardProps) {
+  const ctl = useContext(ControllerContext);
+  const href = `#/agents/${encodeURIComponent(a.id)}`;
+  return (
+    <article class={`card st-border-${a.status}`} data-agent={a.id} data-status={a.status}>
+      <header class="card-head">
+        <a href={href} class="agent-link" title="Open details">
+          {a.id}
+        </a>
+        <StatusBadge status={a.status} />
+      </header>
+      <div class="card-meta">
+        {a.type} · {a.model}
+        {a.source === 'external' && <span class="tag">external</span>}
+      </div>
+      {a.mcp_servers.length > 0 && <div class="mcp">{a.mcp_servers.join(' · ')}</div>}
+      <Latest a={a} />
+      {a.infection && a.status !== 'healthy' && a.status !== 'learning' && (
+        <div class="card-line">
+          <strong class={`sev sev-${a.infection.severity}`}>{sigma(a.infection.max_deviation)}</strong> {a.infection.anomalies.map(words).join(', ')}
+          {a.diagnosis && (
+            <span class="muted">
+              {' '}
+              → {words(a.diagnosis.diagnosis)} {percent(a.diagnosis.confidence)}
+            </span>
+          )}
+        </div>
+      )}
+      {a.healing && (a.status === 'healing' || a.status === 'probation') && (
+        <div class="card-line">
+          {words(a.healing.action)} · attempt {a.healing.attempt} · {words(a.healing.trigger)}
+        </div>
+      )}
+      <footer class="card-foot">
+        <span class="muted">
+          {count(a.executions)} runs · {a.status === 'learning' ? 'learning' : 'since'} {clock(a.since)}
+        </span>
+        {canAct && a.status === 'pending_approval' && (
+          <span class="actions">
+            <button type="button" class="btn ok sm" disabled={busy} onClick={() => ctl.act(a.id, 'approve')}>
+              Approve
+            </button>
+            <button type="button" class="btn danger sm" disabled={busy} onClick={() => ctl.act(a.id, 'reject')}>
+              Reject
+            </button>
+          </span>
+        )}
+        {canAct && HEALABLE.has(a.status) && (
+          <span class="actions">
+            <button type="button" class="btn primary sm" disabled={busy} onClick={() => ctl.act(a.id, 'heal')}>
+              Heal now
+            </button>
+          </span>
+        )}
+      </footer>
+    </article>
+  );
+});
+
+interface FiltersProps {
+  filter: AgentFilter;
+  sort: AgentSort;
+  types: string[];
+  models: string[];
+  shown: number;
+  total: number;
+  searchRef: RefObject<HTMLInputElement>;
+  onChange: (f: AgentFilter) => void;
+  onSort: (s: AgentSort) => void;
+}
+
+export function Filters({ filter, sort, types, models, shown, total, searchRef, onChange, onSort }: FiltersProps) {
+  const set = (patch: Partial<AgentFilter>) => onChange({ ...filter, ...patch });
+  const active = filter.q !== '' || filter.status !== '' || filter.type !== '' || filter.model !== '';
+  return (
+    <div class="filters" role="search">
+      <input
+        ref={searchRef}
+        type="search"
+        placeholder="Search id, type, model, MCP server  ( / )"
+        aria-label="Search agents"
+        value={filter.q}
+        onInput={(e) => set({ q: e.currentTarget.value })}
+      />
+      <select aria-label="Status" value={filter.status} onChange={(e) => set({ status: e.currentTarget.value as Status | '' })}>
+        <option value="">all statuses</option>
+        {STATUSES.map((s) => (
+          <option key={s} value={s}>
+            {statusLabel(s)}
+          </option>
+        ))}
+      </select>
+      <select aria-label="Type" value={filter.type} onChange={(e) => set({ type: e.currentTarget.value })}>
+        <option value="">all types</option>
+        {types.map((t) => (
+          <option key={t} value={t}>
+            {t}
+          </option>
+        ))}
+      </select>
+      <select aria-label="Model" value={filter.model} onChange={(e) => set({ model: e.currentTarget.value })}>
+        <option value="">all models</option>
+        {models.map((m) => (
+          <option key={m} value={m}>
+            {m}
+          </option>
+        ))}
+      </select>
+      <select aria-label="Sort" value={sort} onChange={(e) => onSort(e.currentTarget.value as AgentSort)}>
+        <option value="urgency">problems first</option>
+        <option value="name">by name</option>
+      </select>
+      <span class="muted" data-shown={shown}>
+        {shown === total ? `${total} agents` : `${shown} of ${total} agents`}
+      </span>
+      {active && (
+        <button type="button" class="btn sm" onClick={() => onChange({ q: '', status: '', type: '', model: '' })}>
+          Clear filters
+        </button>
+      )}
+    </div>
+  );
+}
+
+export function AgentGrid({ agents, busy, canAct }: { agents: AgentSummary[]; busy: Set<string>; canAct: boolean }) {
+  if (agents.length === 0) return <p class="muted empty">No agent matches.</p>;
+  return (
+    <div class="grid" data-list="agents">
+      {agents.map((a) => (
+        <AgentCard key={a.id} a={a} busy={busy.has(a.id)} canAct={canAct} />
+      ))}
+    </div>
+  );
+}

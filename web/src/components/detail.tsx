@@ -1,0 +1,311 @@
+import { useContext, useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { ApiError } from '../api';
+import { ControllerContext } from '../controller';
+import { clock, count, percent, sigma, usd, words } from '../format';
+import { useSubscription } from '../hooks';
+import type { AgentDetail, AgentSummary, BaselineMetric, ImmuneEvent, LatestVitals, Status, Vitals } from '../types';
+import { HEALABLE } from './agent-grid';
+import { StatusBadge } from './status';
+import { VitalChart, type Band, type Marker } from './vital-chart';
+
+/** The sentinel's per-sample threshold (EngineConfig.thresholdSigma): the band drawn when the server sends no low/high. */
+const BAND_SIGMA = 2.5;
+
+interface VitalSpec {
+  /** Key in `baseline` and `deviations`. */
+  key: string;
+  title: string;
+  read: (v: Vitals) => number;
+  format: (x: number) => string;
+}
+
+const num = (x: number) => (Math.abs(x) >= 1e4 ? count(Math.round(x)) : String(Math.round(x * 10) / 10));
+
+const VITALS: readonly VitalSpec[] = [
+  { key: 'latency', title: 'Latency (ms)', read: (v) => v.latency_ms, format: num },
+  { key: 'tokens', title: 'Total tokens', read: (v) => v.token_count, format: num },
+  { key: 'input_tokens', title: 'Input tokens', read: (v) => v.input_tokens, format: num },
+  { key: 'output_tokens', title: 'Output tokens', read: (v) => v.output_tokens, format: num },
+  { key: 'cost', title: 'Cost (USD)', read: (v) => v.cost, format: (x) => usd(x) },
+  { key: 'tools', title: 'Tool calls', read: (v) => v.tool_calls, format: num },
+  { key: 'retry_rate', title: 'Retries', read: (v) => v.retries, format: num },
+  { key: 'error_rate', title: 'Errors (1 = failed task)', read: (v) => (v.success && v.error_type === '' ? 0 : 1), format: num },
+];
+
+export const DIAGNOSES = ['prompt_drift', 'prompt_injection', 'infinite_loop', 'tool_instability', 'memory_corruption', 'cost_overrun', 'external_cause', 'unknown'] as const;
+
+const CONTAINED: ReadonlySet<Status> = new Set(['quarantined', 'pending_approval', 'healing', 'rejected', 'exhausted']);
+
+/** The normal band in the metric's units: the server's low/high when given, else mean ± 2.5 σ. */
+export function bandOf(b: BaselineMetric | undefined): Band | null {
+  if (!b) return null;
+  const low = b.low ?? Math.max(0, b.mean - BAND_SIGMA * b.stddev);
+  const high = b.high ?? Math.max(b.p95, b.mean + BAND_SIGMA * b.stddev);
+  return { low, high, mean: b.mean };
+}
+
+/** The dashboard's summary of the latest task, back in the engine's vitals spelling, to extend the charts live. */
+export function vitalsOfLatest(id: string, l: LatestVitals): Vitals {
+  return {
+    agent_id: id,
+    timestamp: l.timestamp,
+    latency_ms: l.latency,
+    token_count: l.tokens,
+    input_tokens: l.input_tokens,
+    output_tokens: l.output_tokens,
+    cost: l.cost,
+    tool_calls: l.tools,
+    retries: l.retries,
+    success: l.success,
+    error_type: l.error_type,
+  };
+}
+
+/** Moments worth a vertical line: detection, each applied action, and the verdict that the agent healed. */
+export function markersOf(history: readonly ImmuneEvent[], agent: AgentSummary | null): Marker[] {
+  const out: Marker[] = [];
+  for (const e of history) {
+    if (e.type === 'infection_detected' || e.type === 'probation_failed') {
+      const dev = e.infection?.max_deviation;
+      out.push({ ts: e.ts, kind: 'infection', label: dev === undefined ? 'infection' : `infection ${sigma(dev)}` });
+    } else if (e.type === 'action_applied') out.push({ ts: e.ts, kind: 'healing', label: words(String(e.action ?? 'healing')) });
+    else if (e.type === 'probation_passed') out.push({ ts: e.ts, kind: 'healed', label: 'healed' });
+  }
+  const inf = agent?.infection;
+  if (inf && !out.some((m) => m.kind === 'infection' && Math.abs(m.ts - inf.timestamp) < 0.001)) {
+    out.push({ ts: inf.timestamp, kind: 'infection', label: `infection ${sigma(inf.max_deviation)}` });
+  }
+  return out.sort((a, b) => a.ts - b.ts);
+}
+
+function Actions({ a }: { a: AgentSummary }) {
+  const ctl = useContext(ControllerContext);
+  const [reason, setReason] = useState('');
+  const [dx, setDx] = useState<string>(DIAGNOSES[0]);
+  const [note, setNote] = useState('');
+  const busy = ctl.busy.has(a.id);
+  const why = reason.trim() || undefined;
+  return (
+    <div class="detail-actions">
+      <div class="row">
+        {a.status === 'pending_approval' && (
+          <>
+            <button type="button" class="btn ok" disabled={busy} onClick={() => ctl.act(a.id, 'approve')}>
+              Approve healing
+            </button>
+            <button type="button" class="btn danger" disabled={busy} onClick={() => ctl.act(a.id, 'reject')}>
+              Reject
+            </button>
+          </>
+        )}
+        {HEALABLE.has(a.status) && (
+          <button type="button" class="btn primary" disabled={busy} onClick={() => ctl.act(a.id, 'heal')}>
+            Heal now
+          </button>
+        )}
+        {!CONTAINED.has(a.status) && (
+          <button type="button" class="btn" disabled={busy} onClick={() => ctl.act(a.id, 'quarantine', why)}>
+            Quarantine
+          </button>
+        )}
+        {(CONTAINED.has(a.status) || a.status === 'probation') && (
+          <button type="button" class="btn" disabled={busy} onClick={() => ctl.act(a.id, 'release', why)}>
+            Release
+          </button>
+        )}
+        {a.has_baseline && (
+          <button
+            type="button"
+            class="btn"
+            disabled={busy}
+            title="The current behaviour becomes normal (after a planned prompt or workload change)"
+            onClick={() => ctl.act(a.id, 'accept-baseline', why)}
+          >
+            Accept as new baseline
+          </button>
+        )}
+        <input class="reason" type="text" placeholder="reason (optional, kept in the audit log)" aria-label="Reason" value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+      </div>
+      {a.diagnosis && (
+        <form
+          class="row feedback"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void ctl.feedback(a.id, dx, note.trim() || undefined).then((ok) => ok && setNote(''));
+          }}
+        >
+          <label>
+            Wrong diagnosis? It was{' '}
+            <select aria-label="Actual diagnosis" value={dx} onChange={(e) => setDx(e.currentTarget.value)}>
+              {DIAGNOSES.map((d) => (
+                <option key={d} value={d}>
+                  {words(d)}
+                </option>
+              ))}
+            </select>
+          </label>
+          <input type="text" placeholder="note (optional)" aria-label="Note" value={note} onInput={(e) => setNote(e.currentTarget.value)} />
+          <button type="submit" class="btn" disabled={busy}>
+            Send feedback
+          </button>
+        </form>
+      )}
+    </div>
+  );
+}
+
+function Findings({ a }: { a: AgentSummary }) {
+  const inf = a.infection;
+  const dx = a.diagnosis;
+  const h = a.healing;
+  if (!inf && !dx && !h) return null;
+  return (
+    <div class="findings">
+      {inf && (
+        <p>
+          <strong class={`sev sev-${inf.severity}`}>
+            {inf.severity} · {sigma(inf.max_deviation)}
+          </strong>{' '}
+          detected {clock(inf.timestamp)}: {inf.anomalies.map(words).join(', ')}
+        </p>
+      )}
+      {dx && (
+        <ol class="hypotheses">
+          {(dx.hypotheses.length > 0 ? dx.hypotheses : [dx]).map((hyp) => (
+            <li key={hyp.diagnosis}>
+              <span class="bar" aria-hidden="true">
+                <span style={{ width: `${Math.round(hyp.confidence * 100)}%` }} />
+              </span>{' '}
+              <strong>{words(hyp.diagnosis)}</strong> {percent(hyp.confidence)} <span class="muted">{hyp.reasoning}</span>
+            </li>
+          ))}
+        </ol>
+      )}
+      {h && (
+        <p>
+          Healing: <strong>{words(h.action)}</strong> for {words(h.diagnosis)} · attempt {h.attempt} · {words(h.trigger)}
+          {h.tried.length > 0 && <span class="muted"> · tried {h.tried.map(words).join(' → ')}</span>}
+        </p>
+      )}
+      {a.decided_by && <p class="muted">Last decision by {a.decided_by}</p>}
+    </div>
+  );
+}
+
+function History({ events }: { events: ImmuneEvent[] }) {
+  if (events.length === 0) return <p class="muted">No events.</p>;
+  return (
+    <ol class="history">
+      {events.map((e) => (
+        <li key={e.seq}>
+          <time class="muted">{clock(e.ts)}</time> <strong>{words(e.type)}</strong>
+          {typeof e.action === 'string' && ` ${words(e.action)}`} <span class="muted">by {e.actor || 'system'}</span> {e.reason && <span class="muted">— {e.reason}</span>}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+/** One agent in depth: every vital against its baseline band, the moment of infection, the diagnosis, the actions, the history. */
+export function AgentDetailView({ id, onClose }: { id: string; onClose: () => void }) {
+  const ctl = useContext(ControllerContext);
+  useSubscription(ctl.store);
+  useSubscription(ctl);
+  const live = ctl.store.get().agents.find((a) => a.id === id) ?? null;
+  const [detail, setDetail] = useState<AgentDetail | null>(null);
+  const [error, setError] = useState('');
+  const [extra, setExtra] = useState<Vitals[]>([]);
+  const closeRef = useRef<HTMLButtonElement>(null);
+
+  // Refetch when the agent changes state: baseline, deviations and history move with it.
+  const phase = live ? `${live.status}:${live.since}` : '';
+  useEffect(() => {
+    let cancelled = false;
+    ctl.api.agent(id).then(
+      (d) => {
+        if (cancelled) return;
+        setDetail(d);
+        setExtra([]);
+        setError('');
+      },
+      (e: unknown) => !cancelled && setError(e instanceof ApiError ? `${e.message} (${e.code})` : String(e)),
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [id, phase, ctl]);
+
+  useEffect(() => closeRef.current?.focus(), [id]);
+
+  // Between refetches, each new "latest" from the stream extends the charts.
+  const latestTs = live?.latest?.timestamp;
+  useEffect(() => {
+    if (!live?.latest || !detail) return;
+    const l = live.latest;
+    setExtra((prev) => {
+      const lastTs = prev.length > 0 ? prev[prev.length - 1].timestamp : (detail.recent_vitals.at(-1)?.timestamp ?? -Infinity);
+      return l.timestamp > lastTs ? [...prev, vitalsOfLatest(id, l)].slice(-200) : prev;
+    });
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [latestTs, detail]);
+
+  const samples = useMemo(() => (detail ? [...detail.recent_vitals, ...extra].slice(-200) : []), [detail, extra]);
+  const xs = useMemo(() => samples.map((v) => v.timestamp), [samples]);
+  const agent = live ?? detail?.agent ?? null;
+  const markers = useMemo(() => markersOf(detail?.history ?? [], agent), [detail, agent?.infection]);
+  const series = useMemo(() => VITALS.map((s) => samples.map(s.read)), [samples]);
+
+  return (
+    <div class="drawer-backdrop" onClick={(e) => e.target === e.currentTarget && onClose()}>
+      <aside class="drawer" role="dialog" aria-modal="true" aria-label={`Agent ${id}`} data-detail={id}>
+        <header class="drawer-head">
+          <h2>{id}</h2>
+          {agent && <StatusBadge status={agent.status} />}
+          <span class="spacer" />
+          <button ref={closeRef} type="button" class="btn sm ghost" onClick={onClose} title="Close (Esc)">
+            Close ✕
+          </button>
+        </header>
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+        {agent && (
+          <>
+            <p class="meta">
+              {agent.type} · {agent.model}
+              {agent.provider && ` (${agent.provider})`} · {agent.source} · {count(agent.executions)} tasks · {agent.status} since {clock(agent.since)} · last seen{' '}
+              {clock(agent.last_seen)}
+              {agent.mcp_servers.length > 0 && <span class="mcp"> · MCP: {agent.mcp_servers.join(', ')}</span>}
+            </p>
+            {ctl.canAct && <Actions a={agent} />}
+            <Findings a={agent} />
+          </>
+        )}
+        {!detail && !error && <p class="muted">Loading…</p>}
+        {detail && (
+          <>
+            {!detail.baseline && <p class="muted">No baseline yet: the agent is still learning what normal looks like, so no band is drawn.</p>}
+            <div class="charts">
+              {VITALS.map((s, i) => (
+                <VitalChart
+                  key={s.key}
+                  title={s.title}
+                  xs={xs}
+                  ys={series[i]}
+                  band={bandOf(detail.baseline?.[s.key])}
+                  markers={markers}
+                  format={s.format}
+                  deviation={detail.deviations[s.key]}
+                />
+              ))}
+            </div>
+            <h3>History</h3>
+            <History events={detail.history} />
+          </>
+        )}
+      </aside>
+    </div>
+  );
+}

@@ -1,0 +1,142 @@
+import { useEffect, useRef } from 'preact/hooks';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+
+export interface Band {
+  low: number;
+  high: number;
+  mean: number;
+}
+
+export interface Marker {
+  ts: number;
+  label: string;
+  kind: 'infection' | 'healing' | 'healed';
+}
+
+interface Props {
+  title: string;
+  xs: number[];
+  ys: number[];
+  band: Band | null;
+  markers: Marker[];
+  format: (v: number) => string;
+  /** Current deviation of this metric, shown in the title. */
+  deviation?: number;
+}
+
+const MARKER_COLOUR: Readonly<Record<Marker['kind'], string>> = { infection: '#dc2626', healing: '#2563eb', healed: '#16a34a' };
+
+/**
+ * One vital over time: the samples as a line, the baseline's normal band as a
+ * shaded strip with its mean, and vertical lines where the infection was
+ * detected and healing acted. Drawing happens in uPlot hooks reading `live`,
+ * so new samples only call setData.
+ */
+export function VitalChart({ title, xs, ys, band, markers, format, deviation }: Props) {
+  const host = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const live = useRef({ band, markers });
+  live.current = { band, markers };
+
+  useEffect(() => {
+    const el = host.current!;
+    const drawBand = (u: uPlot) => {
+      const b = live.current.band;
+      if (!b) return;
+      const { ctx, bbox } = u;
+      const yHigh = u.valToPos(b.high, 'y', true);
+      const yLow = u.valToPos(b.low, 'y', true);
+      const yMean = u.valToPos(b.mean, 'y', true);
+      ctx.save();
+      ctx.fillStyle = 'rgba(22, 163, 74, 0.12)';
+      ctx.fillRect(bbox.left, Math.min(yHigh, yLow), bbox.width, Math.abs(yLow - yHigh));
+      ctx.strokeStyle = 'rgba(22, 163, 74, 0.7)';
+      ctx.setLineDash([4, 4]);
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      ctx.moveTo(bbox.left, yMean);
+      ctx.lineTo(bbox.left + bbox.width, yMean);
+      ctx.stroke();
+      ctx.restore();
+    };
+    const drawMarkers = (u: uPlot) => {
+      const { ctx, bbox } = u;
+      const [min, max] = [u.scales.x.min ?? 0, u.scales.x.max ?? 0];
+      ctx.save();
+      ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+      for (const m of live.current.markers) {
+        if (m.ts < min || m.ts > max) continue;
+        const x = u.valToPos(m.ts, 'x', true);
+        ctx.strokeStyle = MARKER_COLOUR[m.kind];
+        ctx.fillStyle = MARKER_COLOUR[m.kind];
+        ctx.lineWidth = (m.kind === 'infection' ? 2 : 1) * devicePixelRatio;
+        ctx.setLineDash(m.kind === 'healing' ? [3 * devicePixelRatio, 3 * devicePixelRatio] : []);
+        ctx.beginPath();
+        ctx.moveTo(x, bbox.top);
+        ctx.lineTo(x, bbox.top + bbox.height);
+        ctx.stroke();
+        ctx.fillText(m.label, x + 3 * devicePixelRatio, bbox.top + 12 * devicePixelRatio);
+      }
+      ctx.restore();
+    };
+    const opts: uPlot.Options = {
+      width: Math.max(200, el.clientWidth),
+      height: 140,
+      legend: { show: false },
+      cursor: { drag: { x: false, y: false }, points: { size: 5 } },
+      scales: {
+        x: { time: true },
+        y: {
+          range: (_u, dataMin, dataMax) => {
+            // Always show the whole normal band, so "outside it" is visible at a glance. Vitals are never negative.
+            const b = live.current.band;
+            const lo = Math.min(dataMin ?? 0, b ? b.low : Infinity);
+            const hi = Math.max(dataMax ?? 0, b ? b.high : -Infinity);
+            const pad = (hi - lo) * 0.08 || Math.max(Math.abs(hi) * 0.1, 1e-6);
+            return [Math.max(0, lo - pad), hi + pad];
+          },
+        },
+      },
+      series: [{}, { label: title, stroke: '#1d4ed8', width: 1.5, points: { show: true, size: 3, fill: '#1d4ed8' } }],
+      axes: [
+        { stroke: '#475569', grid: { stroke: '#e2e8f0' }, ticks: { stroke: '#cbd5e1' } },
+        { stroke: '#475569', size: 56, grid: { stroke: '#e2e8f0' }, ticks: { stroke: '#cbd5e1' }, values: (_u, vals) => vals.map((v) => format(v)) },
+      ],
+      hooks: { drawClear: [drawBand], draw: [drawMarkers] },
+    };
+    const u = new uPlot(opts, [xs, ys], el);
+    plot.current = u;
+    const ro = new ResizeObserver(() => u.setSize({ width: Math.max(200, el.clientWidth), height: 140 }));
+    ro.observe(el);
+    return () => {
+      ro.disconnect();
+      u.destroy();
+      plot.current = null;
+    };
+    // The plot is created once; data and overlays are updated below.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  useEffect(() => {
+    plot.current?.setData([xs, ys]);
+  }, [xs, ys, band, markers]);
+
+  const last = ys.length > 0 ? ys[ys.length - 1] : null;
+  return (
+    <figure class="chart" data-metric={title} data-points={ys.length} data-band={band ? '1' : '0'} data-markers={markers.map((m) => m.kind).join(',')}>
+      <figcaption>
+        <strong>{title}</strong>
+        {last !== null && <span> · now {format(last)}</span>}
+        {band && (
+          <span class="muted">
+            {' '}
+            · normal {format(band.low)}–{format(band.high)}
+          </span>
+        )}
+        {deviation !== undefined && deviation > 0 && <span class={deviation >= 2.5 ? 'dev hot' : 'dev'}> · {deviation.toFixed(1)}σ</span>}
+      </figcaption>
+      <div ref={host} class="chart-host" />
+    </figure>
+  );
+}

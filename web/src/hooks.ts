@@ -1,0 +1,46 @@
+import { Component, type ComponentType, type FunctionComponent } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+
+interface Subscribable {
+  subscribe(fn: () => void): () => void;
+}
+
+/** Re-renders the calling component whenever `source` notifies. */
+export function useSubscription(source: Subscribable): void {
+  const [, setTick] = useState(0);
+  useEffect(() => source.subscribe(() => setTick((n) => n + 1)), [source]);
+}
+
+/** A boolean kept in localStorage, so collapsed sections stay collapsed across reloads. */
+export function usePersistentFlag(key: string, initial: boolean): [boolean, (v: boolean) => void] {
+  const [value, setValue] = useState(() => {
+    const stored = localStorage.getItem(key);
+    return stored === null ? initial : stored === '1';
+  });
+  const set = (v: boolean) => {
+    localStorage.setItem(key, v ? '1' : '0');
+    setValue(v);
+  };
+  return [value, set];
+}
+
+function shallowEqual(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  for (const k in a) if (a[k] !== b[k]) return false;
+  for (const k in b) if (!(k in a)) return false;
+  return true;
+}
+
+/**
+ * Skips re-rendering when every prop is identical (===). preact/compat has one
+ * too, but importing compat pulls its React shims into the bundle.
+ */
+export function memo<P extends object>(render: FunctionComponent<P>): ComponentType<P> {
+  return class Memo extends Component<P> {
+    override shouldComponentUpdate(next: P): boolean {
+      return !shallowEqual(this.props as Record<string, unknown>, next as Record<string, unknown>);
+    }
+    override render(props: P) {
+      return render(props);
+    }
+  };
+}

@@ -1,0 +1,170 @@
+import type { Api } from './api';
+import { applyEvents, EMPTY_STATE, fromOverview, mergeAgents, type DashboardState } from './state';
+import type { AgentSummary, ImmuneEvent, Overview, Stats, StoreStatus } from './types';
+
+export type Connection = 'connecting' | 'live' | 'reconnecting';
+
+/**
+ * Holds the dashboard state and coalesces server pushes: any number of SSE
+ * messages between two animation frames become one new state and one render,
+ * which keeps 1,000 agents smooth while every agent reports each second.
+ */
+export class LiveStore {
+  private state: DashboardState = EMPTY_STATE;
+  private ready = false;
+  private agents = new Map<string, AgentSummary>();
+  private events: ImmuneEvent[] = [];
+  private stats: Stats | null = null;
+  private store: StoreStatus | null = null;
+  private scheduled = false;
+  private readonly listeners = new Set<() => void>();
+  connection: Connection = 'connecting';
+
+  get(): DashboardState {
+    return this.state;
+  }
+
+  get loaded(): boolean {
+    return this.ready;
+  }
+
+  subscribe(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Replaces everything with a fresh overview (first load, or after a reconnect that may have missed events). */
+  reset(o: Overview): void {
+    this.state = fromOverview(o);
+    this.ready = true;
+    this.flushNow();
+  }
+
+  pushAgents(list: readonly AgentSummary[]): void {
+    for (const a of list) this.agents.set(a.id, a);
+    this.schedule();
+  }
+
+  pushEvents(list: readonly ImmuneEvent[]): void {
+    for (const e of list) this.events.push(e);
+    this.schedule();
+  }
+
+  pushStats(s: Stats): void {
+    this.stats = s;
+    this.schedule();
+  }
+
+  pushStore(s: StoreStatus): void {
+    this.store = s;
+    this.schedule();
+  }
+
+  setConnection(c: Connection): void {
+    if (c === this.connection) return;
+    this.connection = c;
+    this.notify();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || !this.ready) return;
+    this.scheduled = true;
+    // Hidden tabs get no animation frames; a timer keeps the queues from growing until the tab is shown.
+    if (typeof document !== 'undefined' && document.visibilityState === 'visible') requestAnimationFrame(() => this.flushNow());
+    else setTimeout(() => this.flushNow(), 1000);
+  }
+
+  private flushNow(): void {
+    this.scheduled = false;
+    if (!this.ready) return;
+    let s = this.state;
+    if (this.agents.size > 0) s = mergeAgents(s, [...this.agents.values()]);
+    if (this.events.length > 0) s = applyEvents(s, this.events);
+    if (this.stats) s = { ...s, stats: this.stats };
+    if (this.store) s = { ...s, store: this.store };
+    this.agents.clear();
+    this.events = [];
+    this.stats = null;
+    this.store = null;
+    this.state = s;
+    this.notify();
+  }
+
+  private notify(): void {
+    for (const fn of this.listeners) fn();
+  }
+}
+
+function parse<T>(ev: Event): T | null {
+  try {
+    return JSON.parse((ev as MessageEvent<string>).data) as T;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Opens the event stream before the overview is fetched, so nothing that happens
+ * in between is lost (messages queue until the overview arrives). On a
+ * reconnect the overview is reloaded: the stream may have moved past its replay window.
+ */
+export function startLive(api: Api, store: LiveStore, onUnauthorized: () => void): () => void {
+  let es: EventSource | null = null;
+  let hellos = 0;
+  let stopped = false;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+
+  const reload = async (): Promise<void> => {
+    try {
+      store.reset(await api.overview());
+    } catch (e) {
+      if ((e as { status?: number }).status === 401) onUnauthorized();
+    }
+  };
+
+  const open = (): void => {
+    es = new EventSource('/api/v1/stream');
+    es.addEventListener('open', () => store.setConnection('live'));
+    es.addEventListener('hello', () => {
+      hellos += 1;
+      store.setConnection('live');
+      if (hellos > 1) void reload();
+    });
+    es.addEventListener('agents', (ev) => {
+      const list = parse<AgentSummary[]>(ev);
+      if (list) store.pushAgents(list);
+    });
+    es.addEventListener('events', (ev) => {
+      const list = parse<ImmuneEvent[]>(ev);
+      if (list) store.pushEvents(list);
+    });
+    es.addEventListener('stats', (ev) => {
+      const s = parse<Stats>(ev);
+      if (s) store.pushStats(s);
+    });
+    es.addEventListener('store', (ev) => {
+      const s = parse<StoreStatus>(ev);
+      if (s) store.pushStore(s);
+    });
+    es.addEventListener('error', () => {
+      store.setConnection('reconnecting');
+      if (es?.readyState !== EventSource.CLOSED || stopped) return;
+      // The browser gave up (e.g. a 401 or the server went away): check the session, then reopen.
+      es = null;
+      retry = setTimeout(() => {
+        api.session().then(
+          () => open(),
+          (e: unknown) => ((e as { status?: number }).status === 401 ? onUnauthorized() : (retry = setTimeout(open, 2000))),
+        );
+      }, 1000);
+    });
+  };
+
+  open();
+  void reload();
+  return () => {
+    stopped = true;
+    clearTimeout(retry);
+    es?.close();
+  };
+}
