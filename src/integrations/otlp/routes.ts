@@ -1,0 +1,76 @@
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { ImmuneError, isImmuneError } from '../../domain/errors.js';
+import { encodingOf } from './decode-request.js';
+import { encodeExportResponse, encodeRpcStatus } from './export-response.js';
+import type { OtlpTraceReceiver } from './trace-receiver.js';
+
+export interface OtlpTraceRoutesOptions {
+  receiver: OtlpTraceReceiver;
+  /** Checks the caller (the ingest X-API-KEY); throws an ImmuneError (401) to refuse. Runs before the body is read. */
+  authenticate: (request: FastifyRequest) => void | Promise<void>;
+  /** Largest request body as sent (gzip-compressed or not), bytes. Default 4 MiB. */
+  bodyLimitBytes?: number;
+}
+
+export const OTLP_TRACES_PATH = '/v1/traces';
+
+/**
+ * The OTLP/HTTP trace receiver as a fastify plugin: POST /v1/traces with
+ * application/x-protobuf or application/json bodies, optionally gzip-encoded.
+ * Register it, don't call it: `app.register(otlpTraceRoutes({ receiver, authenticate }))`,
+ * so its raw-body parsers and its OTLP-shaped error responses stay inside its own scope.
+ */
+export function otlpTraceRoutes(opts: OtlpTraceRoutesOptions): FastifyPluginAsync {
+  const bodyLimit = opts.bodyLimitBytes ?? 4 * 1024 * 1024;
+  return async function otlpTraces(app: FastifyInstance): Promise<void> {
+    // The body is decoded by the receiver (protobuf, JSON, gzip), so every content type arrives as raw bytes.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+
+    app.setErrorHandler((err: FastifyError | ImmuneError, req, reply) => sendError(toImmuneError(err, req), req, reply));
+
+    app.addHook('onRequest', async (req) => {
+      await opts.authenticate(req);
+      // Checked before the body is read, so a wrong media type costs nothing.
+      encodingOf(req.headers['content-type']);
+    });
+
+    app.post(OTLP_TRACES_PATH, { bodyLimit, schema: { tags: ['ingest'], summary: 'OTLP/HTTP trace export (OpenTelemetry GenAI spans → vitals); see docs/OTLP.md', security: [{ ingestKey: [] }] } }, async (req, reply) => {
+      const encoding = encodingOf(req.headers['content-type']);
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const encodingHeader = req.headers['content-encoding'];
+      const outcome = await opts.receiver.receiveBody(body, encoding, typeof encodingHeader === 'string' ? encodingHeader : undefined);
+      const partial = outcome.rejectedSpans > 0 ? { rejectedSpans: outcome.rejectedSpans, errorMessage: outcome.errorMessage } : undefined;
+      const res = encodeExportResponse(encoding, partial);
+      return reply.code(200).type(res.contentType).send(res.body);
+    });
+  };
+}
+
+function protobufClient(req: FastifyRequest): boolean {
+  try {
+    return encodingOf(req.headers['content-type']) === 'protobuf';
+  } catch {
+    return false;
+  }
+}
+
+function toImmuneError(err: FastifyError | ImmuneError, req: FastifyRequest): ImmuneError {
+  if (isImmuneError(err)) return err;
+  const status = err.statusCode ?? 500;
+  if (status === 413) return new ImmuneError('IMM_ERR_BODY_TOO_LARGE', `request body exceeds the limit: ${err.message}`, {}, { cause: err });
+  if (status === 415) return new ImmuneError('IMM_ERR_UNSUPPORTED_MEDIA', err.message, {}, { cause: err });
+  if (status >= 400 && status < 500) return new ImmuneError('IMM_ERR_VALIDATION', err.message, {}, { cause: err });
+  req.log.error({ err, reqId: req.id }, 'otlp: request failed');
+  return new ImmuneError('IMM_ERR_INTERNAL', 'internal error; see the server log', {}, { cause: err });
+}
+
+/**
+ * OTLP/HTTP wants a google.rpc.Status body on errors to protobuf clients; JSON
+ * clients get the product's usual {ok:false, error, code}.
+ */
+function sendError(e: ImmuneError, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  reply.code(e.status);
+  if (protobufClient(req)) return reply.type('application/x-protobuf').send(encodeRpcStatus(e.status, `${e.code}: ${e.message}`));
+  return reply.type('application/json').send(e.toJSON());
+}
