@@ -1,0 +1,196 @@
+import type Database from 'better-sqlite3';
+import type { ImmuneEvent } from '../domain/events.js';
+import type { Vitals } from '../domain/vitals.js';
+import type { SeedRecord } from './store.js';
+
+/**
+ * Layout of the embedded database, shared by the reading connection (main
+ * thread) and the writer worker. Runs are interned to small integers so the
+ * run_id string is not repeated in every row and index entry.
+ */
+export const SQLITE_SCHEMA_VERSION = 1;
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL UNIQUE, created_at REAL NOT NULL, touched INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS vitals (
+  id INTEGER PRIMARY KEY, run INTEGER NOT NULL, agent_id TEXT NOT NULL, ts REAL NOT NULL, agent_type TEXT NOT NULL,
+  latency_ms REAL NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, token_count INTEGER NOT NULL,
+  cost REAL NOT NULL, tool_calls INTEGER NOT NULL, retries INTEGER NOT NULL, success INTEGER NOT NULL,
+  model TEXT NOT NULL, provider TEXT NOT NULL, error_type TEXT NOT NULL, prompt_hash TEXT NOT NULL,
+  mcp_servers TEXT NOT NULL, tool_names TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS vitals_by_agent ON vitals(run, agent_id, ts);
+CREATE INDEX IF NOT EXISTS vitals_by_ts ON vitals(ts);
+CREATE TABLE IF NOT EXISTS events (run INTEGER NOT NULL, seq INTEGER NOT NULL, ts REAL NOT NULL, agent_id TEXT NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_agent ON events(run, agent_id, seq);
+CREATE TABLE IF NOT EXISTS snapshots (run INTEGER PRIMARY KEY, seq INTEGER NOT NULL, saved_at REAL NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS agents (run INTEGER NOT NULL, agent_id TEXT NOT NULL, meta TEXT NOT NULL, PRIMARY KEY (run, agent_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY, run INTEGER NOT NULL, measurement TEXT NOT NULL, agent_id TEXT NOT NULL, ts REAL NOT NULL, fields TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS records_by_measurement ON records(run, measurement, ts);
+`;
+
+/**
+ * WAL lets the dashboard read while the writer commits; synchronous=FULL
+ * makes every commit survive power loss, which is affordable because commits
+ * are grouped (thousands of rows per fsync).
+ */
+export function configure(db: Database.Database): void {
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('cache_size = -65536'); // KiB: keeps the agent index hot during ingest
+  db.pragma('wal_autocheckpoint = 16384'); // pages: fewer, larger checkpoints
+  db.pragma('foreign_keys = OFF');
+}
+
+/** Creates the tables; refuses a database written by a newer version (its layout is unknown). */
+export function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SQLITE_SCHEMA_VERSION) {
+    throw new Error(`database schema version ${version} is newer than this build understands (${SQLITE_SCHEMA_VERSION})`);
+  }
+  db.exec(DDL);
+  if (version < SQLITE_SCHEMA_VERSION) db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
+}
+
+export const VITALS_COLUMNS =
+  'agent_id, ts, agent_type, latency_ms, input_tokens, output_tokens, token_count, cost, tool_calls, retries, success, model, provider, error_type, prompt_hash, mcp_servers, tool_names';
+
+export interface VitalsRow {
+  agent_id: string;
+  ts: number;
+  agent_type: string;
+  latency_ms: number;
+  input_tokens: number;
+  output_tokens: number;
+  token_count: number;
+  cost: number;
+  tool_calls: number;
+  retries: number;
+  success: number;
+  model: string;
+  provider: string;
+  error_type: string;
+  prompt_hash: string;
+  mcp_servers: string;
+  tool_names: string;
+}
+
+/** Empty lists are stored as '' (one byte) rather than '[]'. */
+const list = (xs: readonly string[]) => (xs.length === 0 ? '' : JSON.stringify(xs));
+const unlist = (s: string): string[] => (s === '' ? [] : (JSON.parse(s) as string[]));
+
+export function vitalsParams(run: number, v: Vitals): unknown[] {
+  return [
+    run,
+    v.agent_id,
+    v.timestamp,
+    v.agent_type,
+    v.latency_ms,
+    v.input_tokens,
+    v.output_tokens,
+    v.token_count,
+    v.cost,
+    v.tool_calls,
+    v.retries,
+    v.success ? 1 : 0,
+    v.model,
+    v.provider,
+    v.error_type,
+    v.prompt_hash,
+    list(v.mcp_servers),
+    list(v.tool_names),
+  ];
+}
+
+export function rowToVitals(r: VitalsRow): Vitals {
+  return {
+    agent_id: r.agent_id,
+    agent_type: r.agent_type,
+    timestamp: r.ts,
+    latency_ms: r.latency_ms,
+    input_tokens: r.input_tokens,
+    output_tokens: r.output_tokens,
+    token_count: r.token_count,
+    cost: r.cost,
+    tool_calls: r.tool_calls,
+    retries: r.retries,
+    success: r.success === 1,
+    model: r.model,
+    provider: r.provider,
+    error_type: r.error_type,
+    prompt_hash: r.prompt_hash,
+    mcp_servers: unlist(r.mcp_servers),
+    tool_names: unlist(r.tool_names),
+  };
+}
+
+/** One write the worker applies inside a transaction. Runs are named by run_id; the worker interns them. */
+export type WriteOp =
+  | { k: 'vitals'; run: string; rows: readonly Vitals[] }
+  | { k: 'events'; run: string; events: readonly ImmuneEvent[] }
+  | { k: 'snapshot'; run: string; seq: number; data: string }
+  | { k: 'agent'; run: string; agent_id: string; meta: string }
+  | { k: 'records'; run: string; records: readonly SeedRecord[] }
+  | { k: 'touch'; run: string };
+
+/** Prepared statements of the writer connection. */
+export function writer(db: Database.Database, now: () => number) {
+  const runIds = new Map<string, number>();
+  const findRun = db.prepare<[string], { id: number }>('SELECT id FROM runs WHERE run_id = ?');
+  const addRun = db.prepare('INSERT INTO runs (run_id, created_at, touched) VALUES (?, ?, 0)');
+  const touch = db.prepare('UPDATE runs SET touched = (SELECT coalesce(max(touched), 0) + 1 FROM runs) WHERE id = ?');
+  const insVitals = db.prepare(`INSERT INTO vitals (run, ${VITALS_COLUMNS}) VALUES (${new Array(18).fill('?').join(', ')})`);
+  const insEvent = db.prepare('INSERT OR IGNORE INTO events (run, seq, ts, agent_id, type, data) VALUES (?, ?, ?, ?, ?, ?)');
+  const putSnapshot = db.prepare('INSERT INTO snapshots (run, seq, saved_at, data) VALUES (?, ?, ?, ?) ON CONFLICT(run) DO UPDATE SET seq = excluded.seq, saved_at = excluded.saved_at, data = excluded.data');
+  const putAgent = db.prepare('INSERT INTO agents (run, agent_id, meta) VALUES (?, ?, ?) ON CONFLICT(run, agent_id) DO UPDATE SET meta = excluded.meta');
+  const insRecord = db.prepare('INSERT INTO records (run, measurement, agent_id, ts, fields) VALUES (?, ?, ?, ?, ?)');
+
+  const run = (runId: string): number => {
+    let id = runIds.get(runId);
+    if (id === undefined) {
+      id = findRun.get(runId)?.id ?? Number(addRun.run(runId, now()).lastInsertRowid);
+      runIds.set(runId, id);
+    }
+    return id;
+  };
+
+  /** Applies ops in order; the caller wraps this in a transaction. */
+  const apply = (ops: readonly WriteOp[]): void => {
+    const touched = new Set<number>();
+    for (const op of ops) {
+      const r = run(op.run);
+      touched.add(r);
+      switch (op.k) {
+        case 'vitals':
+          for (const v of op.rows) insVitals.run(vitalsParams(r, v));
+          break;
+        case 'events':
+          for (const e of op.events) insEvent.run(r, e.seq, e.ts, e.agent_id, e.type, JSON.stringify(e));
+          break;
+        case 'snapshot':
+          putSnapshot.run(r, op.seq, now(), op.data);
+          break;
+        case 'agent':
+          putAgent.run(r, op.agent_id, op.meta);
+          break;
+        case 'records':
+          for (const x of op.records) insRecord.run(r, x.measurement, x.agent_id, x.ts, JSON.stringify(x.fields));
+          break;
+        case 'touch':
+          break;
+      }
+    }
+    // Touch in the order runs appeared, so the last-written run is the latest.
+    for (const r of touched) touch.run(r);
+  };
+
+  const pruneStep = db.prepare('DELETE FROM vitals WHERE id IN (SELECT id FROM vitals WHERE ts < ? LIMIT ?)');
+  /** Deletes at most `chunk` old vitals; a short transaction so ingest is never held up for long. */
+  const prune = (olderThan: number, chunk: number): number => pruneStep.run(olderThan, chunk).changes;
+
+  return { apply, prune, forgetRuns: () => runIds.clear() };
+}
+
+export function eventFromRow(r: { data: string }): ImmuneEvent {
+  return JSON.parse(r.data) as ImmuneEvent;
+}

@@ -1,0 +1,108 @@
+import Database from 'better-sqlite3';
+import { parentPort, workerData } from 'node:worker_threads';
+import { configure, writer, type WriteOp } from './sqlite-schema.js';
+
+/**
+ * The only writer of the embedded database, in a worker thread so that
+ * commits (and their fsync) never block the control plane's event loop.
+ * Group commit: every write that arrived while the previous transaction ran
+ * is applied in the next single transaction.
+ */
+
+export type WriterRequest =
+  | { t: 'write'; id: number; ops: WriteOp[] }
+  | { t: 'prune'; id: number; olderThan: number; chunk: number }
+  | { t: 'close'; id: number };
+
+export type WriterReply = { t: 'ack'; id: number; n?: number } | { t: 'err'; id: number; message: string; sqliteCode: string } | { t: 'ready' } | { t: 'fatal'; message: string };
+
+const port = parentPort!;
+const { path } = workerData as { path: string };
+
+let db: Database.Database;
+try {
+  db = new Database(path);
+  configure(db);
+} catch (err) {
+  port.postMessage({ t: 'fatal', message: (err as Error).message } satisfies WriterReply);
+  throw err;
+}
+
+const w = writer(db, () => Date.now() / 1000);
+const commit = db.transaction((ops: WriteOp[]) => w.apply(ops));
+
+let writes: Array<Extract<WriterRequest, { t: 'write' }>> = [];
+const prunes: Array<Extract<WriterRequest, { t: 'prune' }> & { deleted: number }> = [];
+let scheduled = false;
+let closing: Extract<WriterRequest, { t: 'close' }> | null = null;
+
+const reply = (m: WriterReply) => port.postMessage(m);
+const fail = (id: number, err: unknown) => {
+  const e = err as { message?: string; code?: string };
+  reply({ t: 'err', id, message: e.message ?? String(err), sqliteCode: e.code ?? '' });
+};
+
+function flushWrites(): void {
+  const batch = writes;
+  writes = [];
+  if (batch.length === 0) return;
+  try {
+    commit(batch.flatMap((b) => b.ops));
+    for (const b of batch) reply({ t: 'ack', id: b.id });
+  } catch {
+    // One bad request must not fail the others that shared its transaction: retry each alone.
+    w.forgetRuns();
+    for (const b of batch) {
+      try {
+        commit(b.ops);
+        reply({ t: 'ack', id: b.id });
+      } catch (err) {
+        w.forgetRuns();
+        fail(b.id, err);
+      }
+    }
+  }
+}
+
+function step(): void {
+  scheduled = false;
+  flushWrites();
+  if (closing) for (const p of prunes.splice(0)) reply({ t: 'ack', id: p.id, n: p.deleted });
+  // One prune chunk per turn, between write transactions, so retention never stalls ingest.
+  const p = prunes[0];
+  if (p) {
+    try {
+      const n = w.prune(p.olderThan, p.chunk);
+      p.deleted += n;
+      if (n < p.chunk) {
+        prunes.shift();
+        reply({ t: 'ack', id: p.id, n: p.deleted });
+      }
+    } catch (err) {
+      prunes.shift();
+      fail(p.id, err);
+    }
+  }
+  if (writes.length > 0 || prunes.length > 0) schedule();
+  else if (closing) {
+    db.close();
+    reply({ t: 'ack', id: closing.id });
+    port.close();
+  }
+}
+
+function schedule(): void {
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(step);
+  }
+}
+
+port.on('message', (m: WriterRequest) => {
+  if (m.t === 'write') writes.push(m);
+  else if (m.t === 'prune') prunes.push({ ...m, deleted: 0 });
+  else closing = m;
+  schedule();
+});
+
+reply({ t: 'ready' });

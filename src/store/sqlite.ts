@@ -1,0 +1,333 @@
+import Database from 'better-sqlite3';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { ImmuneError } from '../domain/errors.js';
+import type { ImmuneEvent } from '../domain/events.js';
+import type { Vitals } from '../domain/vitals.js';
+import type { EngineSnapshot } from '../engine/engine.js';
+import type { Logger } from '../log.js';
+import { configure, eventFromRow, migrate, rowToVitals, type VitalsRow, type WriteOp } from './sqlite-schema.js';
+import type { WriterReply, WriterRequest } from './sqlite-writer.js';
+import type { EventQuery, RegisteredAgent, SeedMeasurement, SeedRecord, Store, StoreHealth } from './store.js';
+
+export interface SqliteStoreOptions {
+  /** The database file (default: immune.sqlite under IMMUNE_CACHE_DIR). */
+  path: string;
+  log?: Logger;
+  /** Epoch seconds, for windows relative to now. */
+  now?: () => number;
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** SQLite error codes that mean "try again later" (disk full, locked, I/O trouble), not a bug. */
+const RETRYABLE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|NOMEM|READONLY|PROTOCOL)/;
+/** Codes that mean the file is not a usable database. */
+const CORRUPT = /^SQLITE_(CORRUPT|NOTADB)/;
+
+function storeError(err: unknown, what: string): Error {
+  const code = (err as { code?: string }).code ?? '';
+  if (err instanceof ImmuneError) return err;
+  if (RETRYABLE.test(code)) return new ImmuneError('IMM_ERR_STORE_UNAVAILABLE', `sqlite: ${what} failed: ${(err as Error).message}`, { store: 'sqlite' }, { cause: err, retryable: true });
+  return new Error(`sqlite: ${what} failed: ${(err as Error).message}`, { cause: err });
+}
+
+/**
+ * Starts the writer worker from the built .js next to this file; when running
+ * from the TypeScript sources (tests, tsx) the worker first registers tsx so it
+ * can load the .ts entry (a worker does not inherit the parent's loaders).
+ */
+function spawnWriter(workerData: unknown): Worker {
+  if (!fileURLToPath(import.meta.url).endsWith('.ts')) return new Worker(new URL('./sqlite-writer.js', import.meta.url), { workerData });
+  // The ESM entry of tsx's API (package exports "./esm/api" → import); require.resolve would pick the CJS one.
+  const tsxApi = pathToFileURL(join(dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
+  const entry = new URL('./sqlite-writer.ts', import.meta.url).href;
+  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(boot, { eval: true, workerData });
+}
+
+/**
+ * The default store: one SQLite file in WAL mode. Reads run on this thread
+ * (short indexed queries); every write goes to a worker thread that groups
+ * concurrent writes into one transaction (group commit), so durable ingest
+ * runs at >100k vitals/s without blocking the event loop.
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  /** Problems found while opening (a corrupt file moved aside), for the health detail and the log. */
+  readonly warnings: string[] = [];
+  private db: Database.Database | null = null;
+  private worker: Worker | null = null;
+  private ready: Promise<void> | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
+  private readonly runIds = new Map<string, number>();
+  private readonly now: () => number;
+  private closed = false;
+
+  constructor(private readonly opts: SqliteStoreOptions) {
+    this.now = opts.now ?? (() => Date.now() / 1000);
+  }
+
+  get path(): string {
+    return this.opts.path;
+  }
+
+  async open(): Promise<void> {
+    mkdirSync(dirname(this.opts.path), { recursive: true, mode: 0o700 });
+    try {
+      this.db = this.openFile();
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (!CORRUPT.test(code)) throw storeError(err, `opening ${this.opts.path}`);
+      // Start anyway with an empty database; the damaged file is kept for forensics, not deleted.
+      const aside = `${this.opts.path}.corrupt-${Date.now()}`;
+      for (const suffix of ['', '-wal', '-shm']) if (existsSync(this.opts.path + suffix)) renameSync(this.opts.path + suffix, aside + suffix);
+      const msg = `database ${this.opts.path} is corrupt (${code}); moved to ${aside} and started with an empty database`;
+      this.warnings.push(msg);
+      this.opts.log?.error({ err, path: this.opts.path, moved_to: aside }, msg);
+      this.db = this.openFile();
+    }
+    this.closed = false;
+    await this.startWorker();
+  }
+
+  private openFile(): Database.Database {
+    const db = new Database(this.opts.path);
+    try {
+      configure(db);
+      migrate(db);
+      db.prepare('SELECT count(*) FROM runs').get();
+      return db;
+    } catch (err) {
+      db.close();
+      if (err instanceof Error && /newer than this build/.test(err.message)) {
+        throw new ImmuneError('IMM_ERR_CONFIG', `${this.opts.path}: ${err.message}; use the newer build or point IMMUNE_CACHE_DIR elsewhere`, { path: this.opts.path });
+      }
+      throw err;
+    }
+  }
+
+  private startWorker(): Promise<void> {
+    const worker = spawnWriter({ path: this.opts.path });
+    this.worker = worker;
+    this.ready = new Promise<void>((resolve, reject) => {
+      worker.on('message', (m: WriterReply) => {
+        if (m.t === 'ready') resolve();
+        else if (m.t === 'fatal') reject(new ImmuneError('IMM_ERR_STORE_UNAVAILABLE', `sqlite writer could not open the database: ${m.message}`, {}, { retryable: true }));
+        else this.settle(m);
+      });
+      worker.on('error', (err) => {
+        this.opts.log?.error({ err }, 'sqlite writer failed');
+        reject(err);
+      });
+      worker.on('exit', (code) => {
+        if (this.worker === worker) this.worker = null;
+        const err = new ImmuneError('IMM_ERR_STORE_UNAVAILABLE', `sqlite writer stopped (exit ${code})`, { store: 'sqlite' }, { retryable: true });
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+        reject(err);
+      });
+    });
+    return this.ready;
+  }
+
+  private settle(m: Exclude<WriterReply, { t: 'ready' } | { t: 'fatal' }>): void {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    if (m.t === 'ack') p.resolve(m.n ?? 0);
+    else p.reject(storeError(Object.assign(new Error(m.message), { code: m.sqliteCode }), 'write'));
+  }
+
+  private async send(req: DistributiveOmit<WriterRequest, 'id'>): Promise<number> {
+    if (this.closed) throw new Error('sqlite store is closed');
+    // A writer that died (out of memory, killed) is restarted on the next write.
+    if (!this.worker) await this.startWorker();
+    await this.ready;
+    const id = this.nextId++;
+    return new Promise<number>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker!.postMessage({ ...req, id });
+    });
+  }
+
+  private write(ops: WriteOp[]): Promise<number> {
+    return this.send({ t: 'write', ops });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.worker) {
+      const w = this.worker;
+      await this.send({ t: 'close' }).catch(() => undefined);
+      await w.terminate().catch(() => undefined);
+      this.worker = null;
+    }
+    this.closed = true;
+    this.db?.close();
+    this.db = null;
+    this.runIds.clear();
+  }
+
+  async health(): Promise<StoreHealth> {
+    try {
+      this.conn().prepare('SELECT 1').get();
+      const note = this.warnings.length > 0 ? `; ${this.warnings.join('; ')}` : '';
+      return { ok: this.worker !== null, kind: this.kind, detail: `sqlite ${this.opts.path}${this.worker ? '' : ' (writer not running)'}${note}` };
+    } catch (err) {
+      return { ok: false, kind: this.kind, detail: `sqlite ${this.opts.path}: ${(err as Error).message}` };
+    }
+  }
+
+  private conn(): Database.Database {
+    if (!this.db) throw new Error('sqlite store is not open');
+    return this.db;
+  }
+
+  /** The interned id of a run, or null when nothing was ever written to it. */
+  private runKey(runId: string): number | null {
+    const cached = this.runIds.get(runId);
+    if (cached !== undefined) return cached;
+    const row = this.conn().prepare<[string], { id: number }>('SELECT id FROM runs WHERE run_id = ?').get(runId);
+    if (row) this.runIds.set(runId, row.id);
+    return row?.id ?? null;
+  }
+
+  private read<T>(what: string, f: (db: Database.Database) => T): T {
+    try {
+      return f(this.conn());
+    } catch (err) {
+      throw storeError(err, what);
+    }
+  }
+
+  // ───────────────────────────── vitals ─────────────────────────────
+
+  async appendVitals(runId: string, batch: readonly Vitals[]): Promise<void> {
+    if (batch.length > 0) await this.write([{ k: 'vitals', run: runId, rows: batch }]);
+  }
+
+  async recentVitals(runId: string, agentId: string, opts: { windowSeconds?: number; limit?: number; now?: number }): Promise<Vitals[]> {
+    const run = this.runKey(runId);
+    if (run === null) return [];
+    const cutoff = opts.windowSeconds === undefined ? -Infinity : (opts.now ?? this.now()) - opts.windowSeconds;
+    const rows = this.read('recent vitals', (db) =>
+      db
+        .prepare<[number, string, number, number], VitalsRow>('SELECT * FROM vitals WHERE run = ? AND agent_id = ? AND ts >= ? ORDER BY ts DESC, id DESC LIMIT ?')
+        .all(run, agentId, cutoff, opts.limit ?? -1),
+    );
+    return rows.reverse().map(rowToVitals);
+  }
+
+  async latestVitals(runId: string): Promise<Vitals[]> {
+    const run = this.runKey(runId);
+    if (run === null) return [];
+    // Skip-scan the agent index: one seek per agent instead of reading every row of the run.
+    const rows = this.read('latest vitals', (db) =>
+      db
+        .prepare<[{ run: number }], VitalsRow>(
+          `WITH RECURSIVE a(id) AS (
+             SELECT (SELECT min(agent_id) FROM vitals WHERE run = @run)
+             UNION ALL SELECT (SELECT min(agent_id) FROM vitals WHERE run = @run AND agent_id > a.id) FROM a WHERE a.id IS NOT NULL)
+           SELECT v.* FROM a JOIN vitals v ON v.id = (SELECT id FROM vitals WHERE run = @run AND agent_id = a.id ORDER BY ts DESC, id DESC LIMIT 1)`,
+        )
+        .all({ run }),
+    );
+    return rows.map(rowToVitals);
+  }
+
+  async vitalsCount(runId: string, agentId?: string): Promise<number> {
+    const run = this.runKey(runId);
+    if (run === null) return 0;
+    return this.read('vitals count', (db) =>
+      agentId === undefined
+        ? db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM vitals WHERE run = ?').get(run)!.n
+        : db.prepare<[number, string], { n: number }>('SELECT count(*) AS n FROM vitals WHERE run = ? AND agent_id = ?').get(run, agentId)!.n,
+    );
+  }
+
+  async pruneVitals(olderThanTs: number): Promise<number> {
+    return this.send({ t: 'prune', olderThan: olderThanTs, chunk: 5000 });
+  }
+
+  // ───────────────────────────── events ─────────────────────────────
+
+  async appendEvents(runId: string, events: readonly ImmuneEvent[]): Promise<void> {
+    if (events.length > 0) await this.write([{ k: 'events', run: runId, events }]);
+  }
+
+  async readEvents(runId: string, q: EventQuery = {}): Promise<ImmuneEvent[]> {
+    const run = this.runKey(runId);
+    if (run === null) return [];
+    const where = ['run = ?'];
+    const params: unknown[] = [run];
+    const add = (cond: string, ...values: unknown[]) => {
+      where.push(cond);
+      params.push(...values);
+    };
+    if (q.afterSeq !== undefined) add('seq > ?', q.afterSeq);
+    if (q.beforeSeq !== undefined) add('seq < ?', q.beforeSeq);
+    if (q.agentId !== undefined) add('agent_id = ?', q.agentId);
+    if (q.types) add(`type IN (${q.types.map(() => '?').join(', ') || 'NULL'})`, ...q.types);
+    if (q.sinceTs !== undefined) add('ts >= ?', q.sinceTs);
+    if (q.untilTs !== undefined) add('ts <= ?', q.untilTs);
+    const sql = `SELECT data FROM events WHERE ${where.join(' AND ')} ORDER BY seq ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`;
+    params.push(q.limit ?? -1);
+    return this.read('read events', (db) => db.prepare<unknown[], { data: string }>(sql).all(...params)).map(eventFromRow);
+  }
+
+  // ───────────────────────────── snapshot, agents, records, runs ─────────────────────────────
+
+  async saveSnapshot(runId: string, snapshot: EngineSnapshot): Promise<void> {
+    await this.write([{ k: 'snapshot', run: runId, seq: snapshot.seq, data: JSON.stringify(snapshot) }]);
+  }
+
+  async loadSnapshot(runId: string): Promise<EngineSnapshot | null> {
+    const run = this.runKey(runId);
+    if (run === null) return null;
+    const row = this.read('load snapshot', (db) => db.prepare<[number], { data: string }>('SELECT data FROM snapshots WHERE run = ?').get(run));
+    return row ? (JSON.parse(row.data) as EngineSnapshot) : null;
+  }
+
+  async upsertAgent(runId: string, agent: RegisteredAgent): Promise<void> {
+    await this.write([{ k: 'agent', run: runId, agent_id: agent.agent_id, meta: JSON.stringify(agent.meta) }]);
+  }
+
+  async agents(runId: string): Promise<RegisteredAgent[]> {
+    const run = this.runKey(runId);
+    if (run === null) return [];
+    return this.read('agents', (db) => db.prepare<[number], { agent_id: string; meta: string }>('SELECT agent_id, meta FROM agents WHERE run = ? ORDER BY agent_id').all(run)).map((r) => ({
+      agent_id: r.agent_id,
+      meta: JSON.parse(r.meta) as RegisteredAgent['meta'],
+    }));
+  }
+
+  async appendRecords(runId: string, records: readonly SeedRecord[]): Promise<void> {
+    if (records.length > 0) await this.write([{ k: 'records', run: runId, records }]);
+  }
+
+  async readRecords(runId: string, q: { measurement: SeedMeasurement; agentId?: string; limit?: number }): Promise<SeedRecord[]> {
+    const run = this.runKey(runId);
+    if (run === null) return [];
+    const agentCond = q.agentId === undefined ? '' : ' AND agent_id = ?';
+    const params: unknown[] = q.agentId === undefined ? [run, q.measurement] : [run, q.measurement, q.agentId];
+    const rows = this.read('read records', (db) =>
+      db
+        .prepare<unknown[], { agent_id: string; ts: number; fields: string }>(`SELECT agent_id, ts, fields FROM records WHERE run = ? AND measurement = ?${agentCond} ORDER BY ts DESC, id DESC LIMIT ?`)
+        .all(...params, q.limit ?? -1),
+    );
+    return rows.reverse().map((r) => ({ measurement: q.measurement, agent_id: r.agent_id, ts: r.ts, fields: JSON.parse(r.fields) as Record<string, unknown> }));
+  }
+
+  async registerRun(runId: string): Promise<void> {
+    await this.write([{ k: 'touch', run: runId }]);
+  }
+
+  async latestRun(): Promise<string | null> {
+    return this.read('latest run', (db) => db.prepare<[], { run_id: string }>('SELECT run_id FROM runs ORDER BY touched DESC, id DESC LIMIT 1').get()?.run_id ?? null);
+  }
+}
