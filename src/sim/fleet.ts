@@ -20,8 +20,8 @@ function profileFor(type: AgentType, rnd: Random): Profile {
     tokens: rnd.int(1000, 1500),
     input_share: 0.65,
     tool_calls: rnd.int(2, 4),
-    latency_sigma: rnd.uniform(0.15, 0.25),
-    token_sigma: rnd.uniform(0.08, 0.14),
+    latency_sigma: rnd.uniform(0.2, 0.3),
+    token_sigma: rnd.uniform(0.18, 0.28),
     error_rate: 0.02,
     retry_rate: 0.08,
   };

@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.js';
+import { ImmuneEngine } from '../engine/engine.js';
+import type { Logger } from '../log.js';
+import { buildApp } from '../server/app.js';
+import { Auth } from '../server/auth.js';
+import type { SseHub } from '../server/sse.js';
+import { defaultSchedule, type ChaosEntry } from '../sim/chaos.js';
+import { createFleet } from '../sim/fleet.js';
+import { seededRandom } from '../sim/random.js';
+import { SimRunner } from '../sim/runner.js';
+import { MemoryStore } from '../store/memory.js';
+import type { Store } from '../store/store.js';
+import { ControlPlane } from './control-plane.js';
+import { DirectiveExecutor, SimExecutor } from './executors.js';
+
+export interface ProductOptions {
+  config: Config;
+  log: Logger;
+  /** Simulated agents to run in-process (0 for `serve`). */
+  agents: number;
+  /** Stop after this many seconds (0 = until stopped). */
+  durationSeconds: number;
+  /** Chaos schedule; null = no chaos. */
+  chaos: ChaosEntry[] | null;
+  seed: number;
+  newRun?: boolean;
+  /** Injected store (tests); default per configuration. */
+  store?: Store;
+  clock?: () => number;
+}
+
+/**
+ * The whole product in one process: `create` wires, `start` listens and
+ * starts the loop, `stop` undoes everything in reverse and is safe to call
+ * twice. `done` resolves when the run duration has elapsed.
+ */
+export class ImmuneProduct {
+  private tickTimer: NodeJS.Timeout | null = null;
+  private endTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private resolveDone!: () => void;
+  readonly done: Promise<void> = new Promise((r) => (this.resolveDone = r));
+  url = '';
+
+  private constructor(
+    readonly cp: ControlPlane,
+    readonly app: FastifyInstance,
+    readonly auth: Auth,
+    private readonly sse: SseHub,
+    private readonly store: Store,
+    private readonly sim: SimRunner | null,
+    private readonly o: ProductOptions,
+    readonly keys: { ingestApiKey: string; ingestKeySource: 'env' | 'generated' },
+  ) {}
+
+  static async create(o: ProductOptions): Promise<ImmuneProduct> {
+    const { config, log } = o;
+    const clock = o.clock ?? (() => Date.now() / 1000);
+    const store = o.store ?? new MemoryStore();
+    await store.open();
+    const runId = `run-${new Date(clock() * 1000).toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
+    await store.registerRun(runId);
+
+    const ingestApiKey = config.ingestApiKey || `ik_${randomBytes(24).toString('base64url')}`;
+    const operatorToken = config.operatorToken || `op_${randomBytes(24).toString('base64url')}`;
+    const auth = new Auth({ ingestApiKey, operatorToken, viewerToken: config.viewerToken }, clock);
+
+    const engine = new ImmuneEngine({
+      ewmaSpan: config.ewmaSpan,
+      minSamples: config.minSamples,
+      thresholdSigma: config.thresholdSigma,
+      deviationRequiringApproval: config.deviationRequiringApproval,
+      probationSamples: config.probationSamples,
+      healingStepDelaySeconds: config.healingStepDelaySeconds,
+    });
+
+    let cpRef: ControlPlane | null = null;
+    const getCp = () => cpRef!;
+    const rnd = seededRandom(o.seed);
+    const fleet = createFleet(o.agents, rnd);
+    const sim = fleet.length > 0 ? new SimRunner(fleet, o.chaos ?? [], rnd, log.child({ module: 'sim' }), clock()) : null;
+    const simExec = new SimExecutor(sim?.byId ?? new Map(), getCp);
+    const directives = new DirectiveExecutor(getCp, 30);
+    const cp = new ControlPlane({
+      engine,
+      store,
+      runId,
+      log: log.child({ module: 'control' }),
+      clock,
+      bounds: { maxAgeSeconds: config.ingestMaxAgeSeconds, maxFutureSeconds: config.ingestMaxFutureSeconds },
+      executorFor: (rt) => (rt.meta.source === 'simulated' ? simExec : directives),
+      directiveFor: (id) => {
+        const d = directives.directiveFor(id);
+        return d && engine.get(id)?.wf.attempt?.attempt_id === d.id ? d : null;
+      },
+    });
+    cpRef = cp;
+    const { app, sse } = await buildApp({ cp, auth, config, log, directives });
+    return new ImmuneProduct(cp, app, auth, sse, store, sim, o, { ingestApiKey, ingestKeySource: config.ingestApiKey ? 'env' : 'generated' });
+  }
+
+  /** Listens on HOST:PORT (0 = any free port), starts the tick loop and the simulated fleet. */
+  async start(): Promise<void> {
+    const { config, log } = this.o;
+    await this.app.listen({ port: config.port, host: config.host });
+    const addr = this.app.server.address() as AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    this.url = config.publicUrl || `http://${host}:${addr.port}`;
+    this.sse.start();
+    const tickMs = config.tickIntervalSeconds * 1000;
+    this.tickTimer = setInterval(() => this.tick(), tickMs);
+    if (this.o.durationSeconds > 0) {
+      this.endTimer = setTimeout(() => {
+        log.info({ seconds: this.o.durationSeconds }, 'run duration reached; stopping');
+        this.resolveDone();
+      }, this.o.durationSeconds * 1000);
+    }
+  }
+
+  get loginUrl(): string {
+    return `${this.url}/login?token=${this.auth.oneTimeLoginToken()}`;
+  }
+
+  private tick(): void {
+    try {
+      if (this.sim) this.sim.step(this.cp, this.cp.now());
+      this.cp.tick();
+    } catch (err) {
+      this.o.log.error({ err }, 'tick failed');
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.endTimer) clearTimeout(this.endTimer);
+    this.sse.stop();
+    await this.app.close();
+    await this.cp.close();
+    await this.store.close();
+    this.resolveDone();
+  }
+}
+
+export { defaultSchedule };
