@@ -253,7 +253,7 @@ function readAnyValue(r: ProtobufReader, depth: number, limits: DecodeLimits): O
       }
       case 7:
         r.expect(wire, WIRE_LEN, 'bytes_value');
-        value = r.bytes().slice();
+        value = new Uint8Array(r.bytes()); // a copy: the request buffer is not kept alive by one attribute
         break;
       default:
         r.skip(wire);
