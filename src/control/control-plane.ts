@@ -143,6 +143,11 @@ export class ControlPlane {
     return { status: rt.wf.state, directive: this.directiveFor(v.agent_id) };
   }
 
+  /** The healing directive waiting for this agent, if any. */
+  directiveOf(agentId: string): Directive | null {
+    return this.directiveFor(agentId);
+  }
+
   register(agentId: string, meta: Partial<AgentMeta>): 'registered' | 'already_registered' | 'updated' {
     const known = this.engine.get(agentId) !== undefined;
     const out = this.engine.register(agentId, meta, this.clock());

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AgentMeta } from '../../domain/events.js';
 import { ImmuneError } from '../../domain/errors.js';
 import type { Deps } from '../app.js';
-import { AckBody, AckParams, IngestBody, IngestReply, RegisterBody } from '../schemas.js';
+import { AckBody, AckParams, AgentIdParams, IngestBody, IngestReply, RegisterBody } from '../schemas.js';
 
 /** What agents call with the ingest key: report vitals, register, acknowledge directives. */
 export function ingestRoutes(app: FastifyInstance, d: Deps): void {
@@ -31,6 +31,14 @@ export function ingestRoutes(app: FastifyInstance, d: Deps): void {
     const { agent_id, agent_type, model, provider, mcp_servers, control_url } = req.body;
     const status = d.cp.register(agent_id, { agent_type, model, provider, mcp_servers, control_url, source: 'external' });
     return { ok: true, status, agent_id };
+  });
+
+  app.get<{ Params: { id: string } }>('/api/v1/agents/:id/directive', {
+    schema: { tags: ['ingest'], summary: 'The agent polls its status and pending healing directive (for agents that stopped working while quarantined)', security, params: AgentIdParams },
+    preHandler: async (req) => d.auth.checkIngestKey(req),
+  }, async (req) => {
+    const rt = d.cp.engine.require(req.params.id);
+    return { ok: true, agent_id: rt.id, status: rt.wf.state, directive: d.cp.directiveOf(rt.id) };
   });
 
   app.post<{ Params: { id: string; directive_id: string }; Body: { ok: boolean; detail?: string } }>('/api/v1/agents/:id/directives/:directive_id/ack', {
