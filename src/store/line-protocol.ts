@@ -1,0 +1,76 @@
+/**
+ * InfluxDB line protocol and InfluxQL literals: the only text the InfluxDB
+ * adapter sends, built here so the escaping rules live in one tested place.
+ * https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/
+ */
+
+export type FieldValue = number | boolean | string | { int: number };
+
+export interface Point {
+  measurement: string;
+  tags: Record<string, string>;
+  fields: Record<string, FieldValue | null | undefined>;
+  /** Microseconds since the epoch (the adapter writes with precision=u). */
+  timeUs: number;
+}
+
+/** Measurements escape commas and spaces. */
+function escMeasurement(s: string): string {
+  return s.replace(/[\\,\s]/g, (c) => '\\' + c);
+}
+
+/**
+ * Tag keys/values and field keys escape commas, equals signs and spaces.
+ * A newline cannot be represented in a tag at all, so callers only tag
+ * values from restricted alphabets (agent and run ids, our own type names).
+ */
+function escKey(s: string): string {
+  if (/[\n\r]/.test(s)) throw new Error(`line protocol: a tag or key cannot contain a newline: ${JSON.stringify(s)}`);
+  return s.replace(/[,= \\]/g, (c) => '\\' + c);
+}
+
+/** String field values are double-quoted; only the quote and the backslash are escaped (newlines are allowed inside quotes). */
+function escString(s: string): string {
+  return '"' + s.replace(/[\\"]/g, (c) => '\\' + c) + '"';
+}
+
+function fieldValue(v: FieldValue): string {
+  if (typeof v === 'string') return escString(v);
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (typeof v === 'object') {
+    if (!Number.isSafeInteger(v.int)) throw new Error(`line protocol: integer field out of range: ${v.int}`);
+    return `${v.int}i`;
+  }
+  if (!Number.isFinite(v)) throw new Error(`line protocol: field value must be finite, got ${v}`);
+  // Always a float: InfluxDB fixes a field's type on first write, and 3 vs 3.5 must not conflict.
+  return Number.isInteger(v) ? `${v}.0` : String(v);
+}
+
+/** One point as a line (no trailing newline). Empty tag values are omitted, null fields skipped. */
+export function encodePoint(p: Point): string {
+  let line = escMeasurement(p.measurement);
+  for (const k of Object.keys(p.tags).sort()) {
+    const v = p.tags[k];
+    if (v !== '') line += `,${escKey(k)}=${escKey(v)}`;
+  }
+  const fields: string[] = [];
+  for (const [k, v] of Object.entries(p.fields)) if (v !== null && v !== undefined) fields.push(`${escKey(k)}=${fieldValue(v)}`);
+  if (fields.length === 0) throw new Error(`line protocol: point in ${p.measurement} has no fields`);
+  if (!Number.isSafeInteger(p.timeUs)) throw new Error(`line protocol: bad timestamp ${p.timeUs}`);
+  return `${line} ${fields.join(',')} ${p.timeUs}`;
+}
+
+/** An InfluxQL string literal: single quotes, with backslash and quote escaped. */
+export function qlString(s: string): string {
+  return "'" + s.replace(/[\\']/g, (c) => '\\' + c) + "'";
+}
+
+/** An InfluxQL identifier (measurement, field, tag, database). */
+export function qlIdent(s: string): string {
+  return '"' + s.replace(/[\\"]/g, (c) => '\\' + c) + '"';
+}
+
+/** An InfluxQL time literal from epoch microseconds (InfluxQL integer times are nanoseconds). */
+export function qlTimeUs(us: number): string {
+  return `${Math.floor(us)}000`;
+}
