@@ -79,15 +79,15 @@ export class Api {
     return this.post(`/api/v1/agents/${encodeURIComponent(id)}/feedback`, note ? { diagnosis, note } : { diagnosis });
   }
 
-  approveAll(): Promise<{ ok: boolean; approved_count: number }> {
+  approveAll(): Promise<{ ok: boolean; approved_count: number; agents?: AgentSummary[] }> {
     return this.post('/api/v1/approvals/approve-all');
   }
 
-  rejectAll(): Promise<{ ok: boolean; rejected_count: number }> {
+  rejectAll(): Promise<{ ok: boolean; rejected_count: number; agents?: AgentSummary[] }> {
     return this.post('/api/v1/approvals/reject-all');
   }
 
-  healAll(): Promise<{ ok: boolean; healed_count: number }> {
+  healAll(): Promise<{ ok: boolean; healed_count: number; agents?: AgentSummary[] }> {
     return this.post('/api/v1/rejected/heal-all');
   }
 }

@@ -96,15 +96,27 @@ export class Controller {
   }
 
   approveAll(): Promise<boolean> {
-    return this.run('bulk:approve', async () => `Approved ${(await this.api.approveAll()).approved_count} pending healing(s)`);
+    return this.run('bulk:approve', async () => {
+      const res = await this.api.approveAll();
+      if (res.agents) this.store.pushAgents(res.agents);
+      return `Approved ${res.approved_count} pending healing(s)`;
+    });
   }
 
   rejectAll(): Promise<boolean> {
-    return this.run('bulk:reject', async () => `Rejected ${(await this.api.rejectAll()).rejected_count} pending healing(s)`);
+    return this.run('bulk:reject', async () => {
+      const res = await this.api.rejectAll();
+      if (res.agents) this.store.pushAgents(res.agents);
+      return `Rejected ${res.rejected_count} pending healing(s)`;
+    });
   }
 
   healAll(): Promise<boolean> {
-    return this.run('bulk:heal', async () => `Healing started for ${(await this.api.healAll()).healed_count} rejected agent(s)`);
+    return this.run('bulk:heal', async () => {
+      const res = await this.api.healAll();
+      if (res.agents) this.store.pushAgents(res.agents);
+      return `Healing started for ${res.healed_count} rejected agent(s)`;
+    });
   }
 }
 

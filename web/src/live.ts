@@ -78,8 +78,9 @@ export class LiveStore {
     this.scheduled = false;
     if (!this.ready) return;
     let s = this.state;
-    if (this.agents.size > 0) s = mergeAgents(s, [...this.agents.values()]);
+    // Events first: a summary pushed after them already reflects them and is the more complete view.
     if (this.events.length > 0) s = applyEvents(s, this.events);
+    if (this.agents.size > 0) s = mergeAgents(s, [...this.agents.values()]);
     if (this.stats) s = { ...s, stats: this.stats };
     if (this.store) s = { ...s, store: this.store };
     this.agents.clear();

@@ -29,7 +29,12 @@ async function boot(): Promise<void> {
   try {
     role = (await api.session()).role;
   } catch (e) {
-    if (e instanceof ApiError && e.status === 401) return showLogin();
+    if (e instanceof ApiError && e.status === 401) {
+      // The server redirects a used or expired one-time link to /#login-expired.
+      const expired = location.hash === '#login-expired';
+      if (expired) history.replaceState(null, '', '/');
+      return showLogin(expired ? 'That login link was already used or has expired: paste the token instead.' : undefined);
+    }
     render(
       <p class="error fatal" role="alert">
         Cannot reach the control plane: {String(e instanceof Error ? e.message : e)}. <a href="/">Retry</a>

@@ -40,6 +40,7 @@ export function mergeAgents(state: DashboardState, changed: readonly AgentSummar
 }
 
 const KIND_OF_EVENT: Readonly<Record<string, HealingKind>> = {
+  infection_detected: 'infection_detected',
   approval_requested: 'approval_requested',
   approved: 'approved',
   rejected: 'rejected',
@@ -56,6 +57,47 @@ const KIND_OF_EVENT: Readonly<Record<string, HealingKind>> = {
   diagnosis_feedback: 'feedback',
 };
 
+/**
+ * Where each lifecycle event leads (src/engine/lifecycle.ts TRANSITIONS). Events
+ * arrive within 100 ms while agent summaries come once per second, so the card
+ * changes colour at once and the next summary fills in the details.
+ */
+const STATUS_AFTER: Readonly<Record<string, Status>> = {
+  baseline_ready: 'healthy',
+  baseline_reset: 'learning',
+  baseline_accepted: 'learning',
+  infection_detected: 'quarantined',
+  approval_requested: 'pending_approval',
+  approved: 'healing',
+  rejected: 'rejected',
+  heal_now: 'healing',
+  healing_started: 'healing',
+  action_applied: 'probation',
+  probation_passed: 'healthy',
+  probation_failed: 'healing',
+  exhausted: 'exhausted',
+  quarantined: 'quarantined',
+  released: 'healthy',
+};
+
+const DECISIONS: ReadonlySet<string> = new Set(['approved', 'rejected', 'heal_now']);
+
+/** The summary after one event, or the same object when the event does not move the agent. */
+export function agentAfter(a: AgentSummary, e: ImmuneEvent): AgentSummary {
+  const status = STATUS_AFTER[e.type];
+  if (status === undefined) return a;
+  const next: AgentSummary = { ...a, status, since: e.ts };
+  if (DECISIONS.has(e.type)) next.decided_by = e.actor;
+  if (e.type === 'infection_detected') {
+    if (e.infection) next.infection = e.infection;
+    const hyps = typeof e.diagnosis === 'object' ? e.diagnosis.hypotheses : [];
+    if (hyps.length > 0) next.diagnosis = { ...hyps[0], hypotheses: hyps };
+    next.healing = null;
+    next.decided_by = null;
+  }
+  return next;
+}
+
 /** The timeline entry an event-log entry stands for, or null when it is not part of "recent healing actions". */
 export function healingEntryOf(e: ImmuneEvent): HealingEntry | null {
   const kind = KIND_OF_EVENT[e.type];
@@ -63,6 +105,7 @@ export function healingEntryOf(e: ImmuneEvent): HealingEntry | null {
   const entry: HealingEntry = { seq: e.seq, timestamp: e.ts, agent_id: e.agent_id, kind, actor: e.actor, message: e.reason };
   if (typeof e.action === 'string') entry.action = e.action;
   if (typeof e.diagnosis === 'string') entry.diagnosis = e.diagnosis;
+  else if (typeof e.diagnosis === 'object' && e.diagnosis.hypotheses.length > 0) entry.diagnosis = e.diagnosis.hypotheses[0].diagnosis;
   if (e.trigger !== undefined) entry.trigger = e.trigger;
   if (kind === 'healing_attempt') entry.result = 'pending';
   else if (kind === 'healing_applied') entry.result = 'applied';
@@ -103,7 +146,15 @@ export function applyEvents(state: DashboardState, events: readonly ImmuneEvent[
   if (fresh.length === 0) return state;
   let { patterns, incidents } = state;
   const added: HealingEntry[] = [];
+  const moved = new Map<string, AgentSummary>();
+  const index = new Map(state.agents.map((a, i) => [a.id, i]));
   for (const e of fresh) {
+    const i = index.get(e.agent_id);
+    if (i !== undefined) {
+      const before = moved.get(e.agent_id) ?? state.agents[i];
+      const after = agentAfter(before, e);
+      if (after !== before) moved.set(e.agent_id, after);
+    }
     const entry = healingEntryOf(e);
     if (entry) added.push(entry);
     if (typeof e.action === 'string' && typeof e.diagnosis === 'string') {
@@ -113,7 +164,8 @@ export function applyEvents(state: DashboardState, events: readonly ImmuneEvent[
     if ((e.type === 'fleet_incident_started' || e.type === 'fleet_incident_ended') && e.incident) incidents = upsertIncident(incidents, e.incident);
   }
   const healings = added.length === 0 ? state.healings : [...added.reverse(), ...state.healings].slice(0, TIMELINE_LIMIT);
-  return { ...state, healings, patterns, incidents, seq: fresh[fresh.length - 1].seq };
+  const agents = moved.size === 0 ? state.agents : state.agents.map((a) => moved.get(a.id) ?? a);
+  return { ...state, agents, healings, patterns, incidents, seq: fresh[fresh.length - 1].seq };
 }
 
 /** Agents awaiting a human decision, longest waiting first. */

@@ -40,9 +40,10 @@ export interface DiagnosisSummary {
 }
 
 export interface HealingSummary {
-  action: string;
-  diagnosis: string;
-  trigger: Trigger;
+  /** null between attempts (the next step has not started yet). */
+  action: string | null;
+  diagnosis: string | null;
+  trigger: Trigger | null;
   attempt: number;
   tried: string[];
 }
@@ -82,6 +83,7 @@ export interface Stats {
 }
 
 export type HealingKind =
+  | 'infection_detected'
   | 'approval_requested'
   | 'approved'
   | 'rejected'
@@ -156,7 +158,8 @@ export interface ImmuneEvent {
   actor: string;
   reason: string;
   action?: string;
-  diagnosis?: string;
+  /** A diagnosis name, except on infection_detected where it is the ranked hypotheses. */
+  diagnosis?: string | { hypotheses: Hypothesis[] };
   trigger?: Trigger;
   detail?: string;
   attempt_id?: string;

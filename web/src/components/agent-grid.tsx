@@ -62,7 +62,8 @@ export const AgentCard = memo(function AgentCard({ a, busy, canAct }: CardProps)
       )}
       {a.healing && (a.status === 'healing' || a.status === 'probation') && (
         <div class="card-line">
-          {words(a.healing.action)} · attempt {a.healing.attempt} · {words(a.healing.trigger)}
+          {a.healing.action ? words(a.healing.action) : 'next step'} · attempt {a.healing.attempt}
+          {a.healing.trigger && ` · ${words(a.healing.trigger)}`}
         </div>
       )}
       <footer class="card-foot">

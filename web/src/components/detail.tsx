@@ -17,6 +17,8 @@ interface VitalSpec {
   title: string;
   read: (v: Vitals) => number;
   format: (x: number) => string;
+  /** The y axis reaches at least this high, so a flat 0 line of a count reads as "none", not as noise. */
+  minTop?: number;
 }
 
 const num = (x: number) => (Math.abs(x) >= 1e4 ? count(Math.round(x)) : String(Math.round(x * 10) / 10));
@@ -27,9 +29,9 @@ const VITALS: readonly VitalSpec[] = [
   { key: 'input_tokens', title: 'Input tokens', read: (v) => v.input_tokens, format: num },
   { key: 'output_tokens', title: 'Output tokens', read: (v) => v.output_tokens, format: num },
   { key: 'cost', title: 'Cost (USD)', read: (v) => v.cost, format: (x) => usd(x) },
-  { key: 'tools', title: 'Tool calls', read: (v) => v.tool_calls, format: num },
-  { key: 'retry_rate', title: 'Retries', read: (v) => v.retries, format: num },
-  { key: 'error_rate', title: 'Errors (1 = failed task)', read: (v) => (v.success && v.error_type === '' ? 0 : 1), format: num },
+  { key: 'tools', title: 'Tool calls', read: (v) => v.tool_calls, format: num, minTop: 1 },
+  { key: 'retry_rate', title: 'Retries', read: (v) => v.retries, format: num, minTop: 1 },
+  { key: 'error_rate', title: 'Errors (1 = failed task)', read: (v) => (v.success && v.error_type === '' ? 0 : 1), format: num, minTop: 1 },
 ];
 
 export const DIAGNOSES = ['prompt_drift', 'prompt_injection', 'infinite_loop', 'tool_instability', 'memory_corruption', 'cost_overrun', 'external_cause', 'unknown'] as const;
@@ -183,7 +185,9 @@ function Findings({ a }: { a: AgentSummary }) {
       )}
       {h && (
         <p>
-          Healing: <strong>{words(h.action)}</strong> for {words(h.diagnosis)} · attempt {h.attempt} · {words(h.trigger)}
+          Healing: <strong>{h.action ? words(h.action) : 'between steps'}</strong>
+          {h.diagnosis && ` for ${words(h.diagnosis)}`} · attempt {h.attempt}
+          {h.trigger && ` · ${words(h.trigger)}`}
           {h.tried.length > 0 && <span class="muted"> · tried {h.tried.map(words).join(' → ')}</span>}
         </p>
       )}
@@ -297,6 +301,7 @@ export function AgentDetailView({ id, onClose }: { id: string; onClose: () => vo
                   band={bandOf(detail.baseline?.[s.key])}
                   markers={markers}
                   format={s.format}
+                  minTop={s.minTop}
                   deviation={detail.deviations[s.key]}
                 />
               ))}

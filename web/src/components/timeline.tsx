@@ -3,6 +3,7 @@ import { memo } from '../hooks';
 import type { HealingEntry, HealingKind, Pattern, Trigger } from '../types';
 
 const KIND_LABEL: Readonly<Record<HealingKind, string>> = {
+  infection_detected: 'infection detected',
   approval_requested: 'approval requested',
   approved: 'approved',
   rejected: 'rejected',

@@ -21,6 +21,8 @@ interface Props {
   band: Band | null;
   markers: Marker[];
   format: (v: number) => string;
+  /** Lowest top of the y axis. */
+  minTop?: number;
   /** Current deviation of this metric, shown in the title. */
   deviation?: number;
 }
@@ -33,11 +35,11 @@ const MARKER_COLOUR: Readonly<Record<Marker['kind'], string>> = { infection: '#d
  * detected and healing acted. Drawing happens in uPlot hooks reading `live`,
  * so new samples only call setData.
  */
-export function VitalChart({ title, xs, ys, band, markers, format, deviation }: Props) {
+export function VitalChart({ title, xs, ys, band, markers, format, minTop = 0, deviation }: Props) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
-  const live = useRef({ band, markers });
-  live.current = { band, markers };
+  const live = useRef({ band, markers, minTop });
+  live.current = { band, markers, minTop };
 
   useEffect(() => {
     const el = host.current!;
@@ -92,7 +94,7 @@ export function VitalChart({ title, xs, ys, band, markers, format, deviation }: 
             // Always show the whole normal band, so "outside it" is visible at a glance. Vitals are never negative.
             const b = live.current.band;
             const lo = Math.min(dataMin ?? 0, b ? b.low : Infinity);
-            const hi = Math.max(dataMax ?? 0, b ? b.high : -Infinity);
+            const hi = Math.max(dataMax ?? 0, b ? b.high : -Infinity, live.current.minTop);
             const pad = (hi - lo) * 0.08 || Math.max(Math.abs(hi) * 0.1, 1e-6);
             return [Math.max(0, lo - pad), hi + pad];
           },
