@@ -82,6 +82,8 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
   }
 
   await app.register(fastifySwagger, {
+    // Shared schemas keep their $id as their component name (VitalsInput, …).
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Agent Immune control plane', version: '0.1.0', description: 'See docs/API.md' },
