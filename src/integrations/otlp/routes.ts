@@ -35,7 +35,9 @@ export function otlpTraceRoutes(opts: OtlpTraceRoutesOptions): FastifyPluginAsyn
       encodingOf(req.headers['content-type']);
     });
 
-    app.post(OTLP_TRACES_PATH, { bodyLimit, schema: { tags: ['ingest'], summary: 'OTLP/HTTP trace export (OpenTelemetry GenAI spans → vitals); see docs/OTLP.md', security: [{ ingestKey: [] }] } }, async (req, reply) => {
+    // OpenAPI description only: the body is bytes, validated by the decoders.
+    const schema: Record<string, unknown> = { tags: ['ingest'], summary: 'OTLP/HTTP trace export (OpenTelemetry GenAI spans → vitals); see docs/OTLP.md', security: [{ ingestKey: [] }] };
+    app.post(OTLP_TRACES_PATH, { bodyLimit, schema }, async (req, reply) => {
       const encoding = encodingOf(req.headers['content-type']);
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const encodingHeader = req.headers['content-encoding'];

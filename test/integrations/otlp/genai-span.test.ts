@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { classifySpan, sanitizeAgentId } from '../../../src/integrations/otlp/genai-span.js';
+import type { OtlpValue } from '../../../src/integrations/otlp/otlp-types.js';
 import { genAi, otlpSpan, type Spec } from './span-fixtures.js';
 
 const classify = (s: Partial<Spec>) => classifySpan(otlpSpan({ id: 1, ...s }));
@@ -109,7 +110,7 @@ describe('prompt hash', () => {
   });
 
   it('is the same 16-hex SHA-256 prefix whichever attribute carried the same prompt', () => {
-    const sources = [
+    const sources: Array<Record<string, OtlpValue>> = [
       { 'gen_ai.system_instructions': JSON.stringify([{ type: 'text', content: prompt }]) },
       { 'gen_ai.system_instructions': prompt },
       { 'gen_ai.system_instructions': [new Map([['type', 'text'], ['content', prompt]])] },

@@ -178,7 +178,7 @@ describe('POST /v1/traces over HTTP', () => {
     expect(await text.json()).toMatchObject({ code: 'IMM_ERR_UNSUPPORTED_MEDIA' });
     const br = await post('{}', { 'content-type': 'application/json', 'content-encoding': 'br' });
     expect(br.status).toBe(415);
-    expect((await br.json()).error).toContain("'br'");
+    expect(((await br.json()) as { error: string }).error).toContain("'br'");
     expect(receiver.stats().exports_received).toBe(0);
   });
 
