@@ -45,6 +45,7 @@ export interface ControlPlaneOptions {
 }
 
 export type EventListener = (events: readonly ImmuneEvent[]) => void;
+export type VitalsListener = (v: Vitals) => void;
 
 interface Counters {
   executions: number;
@@ -70,6 +71,7 @@ export class ControlPlane {
   private readonly bounds: TimestampBounds;
   private readonly writer: WriteBehind;
   private readonly listeners = new Set<EventListener>();
+  private readonly vitalsListeners: VitalsListener[] = [];
   private readonly recent: ImmuneEvent[] = [];
   private readonly recentMax: number;
   private readonly executorFor: (rt: AgentRuntime) => ActionExecutor;
@@ -137,6 +139,7 @@ export class ControlPlane {
     this.counters.executions += 1;
     const out = this.engine.observe(v, meta);
     this.writer.vitals(v);
+    for (const l of this.vitalsListeners) l(v);
     this.changed.add(v.agent_id);
     if (out.events.length > 0 || out.effects.length > 0) this.apply(out);
     const rt = this.engine.get(v.agent_id)!;
@@ -231,6 +234,11 @@ export class ControlPlane {
 
   async close(): Promise<void> {
     await this.writer.close();
+  }
+
+  /** Called for every accepted sample, on the ingest hot path: keep listeners O(1). */
+  onVitals(listener: VitalsListener): void {
+    this.vitalsListeners.push(listener);
   }
 
   onEvents(listener: EventListener): () => void {

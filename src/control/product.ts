@@ -11,6 +11,11 @@ import { defaultSchedule, type ChaosEntry } from '../sim/chaos.js';
 import { createFleet } from '../sim/fleet.js';
 import { seededRandom } from '../sim/random.js';
 import { SimRunner } from '../sim/runner.js';
+import { startOtelMetrics, type OtelMetrics } from '../integrations/otel-metrics.js';
+import { otlpTraceRoutes, OtlpTraceReceiver } from '../integrations/otlp/index.js';
+import { ImmuneMetrics } from '../integrations/prometheus.js';
+import { Signals } from '../integrations/signals.js';
+import { Notifier } from '../integrations/webhooks.js';
 import { MemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
 import { ControlPlane } from './control-plane.js';
@@ -54,6 +59,7 @@ export class ImmuneProduct {
     private readonly sim: SimRunner | null,
     private readonly o: ProductOptions,
     readonly keys: { ingestApiKey: string; ingestKeySource: 'env' | 'generated' },
+    private readonly integrations: { metrics: ImmuneMetrics; otel: OtelMetrics | null; notifier: Notifier; otlp: OtlpTraceReceiver },
   ) {}
 
   static async create(o: ProductOptions): Promise<ImmuneProduct> {
@@ -98,8 +104,62 @@ export class ImmuneProduct {
       },
     });
     cpRef = cp;
-    const { app, sse } = await buildApp({ cp, auth, config, log, directives });
-    return new ImmuneProduct(cp, app, auth, sse, store, sim, o, { ingestApiKey, ingestKeySource: config.ingestApiKey ? 'env' : 'generated' });
+
+    // Signals out: Prometheus /metrics, OTLP metrics export, webhooks — all fed from the same events and vitals.
+    const webhookSecret = config.webhookSecret || randomBytes(32).toString('base64url');
+    const notifier = new Notifier({
+      webhookUrls: config.webhookUrls,
+      slackWebhookUrls: config.slackWebhookUrls,
+      secret: webhookSecret,
+      context: (id) => {
+        const rt = engine.get(id);
+        return rt ? { infection: rt.wf.infection, diagnosis: rt.wf.diagnosis, tried: rt.wf.tried } : undefined;
+      },
+      publicUrl: config.publicUrl || undefined,
+      source: runId,
+      log: log.child({ module: 'webhooks' }),
+    });
+    const signals = new Signals({
+      maxAgentSeries: config.metricsMaxAgentSeries,
+      agentStates: () => cp.stats().by_status,
+      activeIncidents: () => engine.incidents().length,
+      webhookStats: () => notifier.stats(),
+    });
+    cp.onVitals((v) => signals.onVitals(v));
+    cp.onEvents((es) => {
+      signals.onEvents(es);
+      notifier.onEvents(es);
+    });
+    const metrics = new ImmuneMetrics(signals);
+    const otel = startOtelMetrics(signals, config, log.child({ module: 'otel' }));
+
+    // OpenTelemetry GenAI traces in: each assembled invocation is one vitals sample.
+    const otlp = new OtlpTraceReceiver({
+      onVitals: (records) => {
+        for (const v of records) cp.observe(v, { source: 'external' });
+      },
+      log: log.child({ module: 'otlp' }),
+    });
+
+    const { app, sse } = await buildApp({
+      cp,
+      auth,
+      config,
+      log,
+      directives,
+      plugins: [
+        async (api) => {
+          await api.register(otlpTraceRoutes({ receiver: otlp, authenticate: (req) => auth.checkIngestKey(req), bodyLimitBytes: config.bodyLimitBytes * 4 }));
+        },
+        (api) => {
+          api.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics (operator or viewer bearer token)' } }, async (req, reply) => {
+            auth.principal(req);
+            return reply.type(metrics.contentType).send(await metrics.metricsText());
+          });
+        },
+      ],
+    });
+    return new ImmuneProduct(cp, app, auth, sse, store, sim, o, { ingestApiKey, ingestKeySource: config.ingestApiKey ? 'env' : 'generated' }, { metrics, otel, notifier, otlp });
   }
 
   /** Listens on HOST:PORT (0 = any free port), starts the tick loop and the simulated fleet. */
@@ -127,6 +187,7 @@ export class ImmuneProduct {
   private tick(): void {
     try {
       if (this.sim) this.sim.step(this.cp, this.cp.now());
+      this.integrations.otlp.flush();
       this.cp.tick();
     } catch (err) {
       this.o.log.error({ err }, 'tick failed');
@@ -140,7 +201,11 @@ export class ImmuneProduct {
     if (this.endTimer) clearTimeout(this.endTimer);
     this.sse.stop();
     await this.app.close();
+    this.integrations.otlp.close();
     await this.cp.close();
+    await this.integrations.notifier.close();
+    await this.integrations.otel?.shutdown();
+    this.integrations.metrics.close();
     await this.store.close();
     this.resolveDone();
   }

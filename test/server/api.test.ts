@@ -344,6 +344,23 @@ describe('server-sent events', () => {
   });
 });
 
+describe('integrations mounted on the server', () => {
+  it('serves Prometheus metrics to operators and viewers only', async () => {
+    expect((await s.call('GET', '/metrics')).status).toBe(401);
+    const m = await s.viewer('GET', '/metrics');
+    expect(m.status).toBe(200);
+    expect(m.headers.get('content-type')).toContain('text/plain');
+    expect(m.text).toMatch(/immune_agent_executions_total\{[^}]*\} [1-9]/);
+  });
+
+  it('receives OTLP traces with the ingest key only', async () => {
+    const body = JSON.stringify({ resourceSpans: [] });
+    expect((await s.call('POST', '/v1/traces', { raw: body, headers: { 'content-type': 'application/json' } })).status).toBe(401);
+    const ok = await s.call('POST', '/v1/traces', { raw: body, headers: { 'content-type': 'application/json', 'x-api-key': INGEST_KEY } });
+    expect(ok.status).toBe(200);
+  });
+});
+
 describe('OpenAPI', () => {
   it('documents every route with its schemas', async () => {
     const doc = (await s.call('GET', '/api/v1/openapi.json')).json;
