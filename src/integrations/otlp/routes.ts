@@ -35,7 +35,8 @@ export function otlpTraceRoutes(opts: OtlpTraceRoutesOptions): FastifyPluginAsyn
       encodingOf(req.headers['content-type']);
     });
 
-    // OpenAPI description only: the body is bytes, validated by the decoders.
+    // OpenAPI description only (the body is bytes, validated by the decoders). The host's
+    // OpenAPI components must declare the `ingestKey` scheme, as src/server/app.ts does.
     const schema: Record<string, unknown> = { tags: ['ingest'], summary: 'OTLP/HTTP trace export (OpenTelemetry GenAI spans → vitals); see docs/OTLP.md', security: [{ ingestKey: [] }] };
     app.post(OTLP_TRACES_PATH, { bodyLimit, schema }, async (req, reply) => {
       const encoding = encodingOf(req.headers['content-type']);

@@ -1,5 +1,5 @@
 import { isImmuneError } from '../../domain/errors.js';
-import { parseVitals, type Vitals } from '../../domain/vitals.js';
+import { checkTimestamp, parseVitals, type TimestampBounds, type Vitals } from '../../domain/vitals.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { decodeContentEncoding, decodeTraceRequest, type OtlpEncoding } from './decode-request.js';
 import { classifySpan, spanDefect, type SpanSkipReason } from './genai-span.js';
@@ -20,6 +20,8 @@ export interface OtlpReceiverStats {
   records_emitted: number;
   /** Records the mapping produced that parseVitals refused (a bug or an exotic attribute); logged. */
   records_invalid: number;
+  /** Records whose span end time lies outside timestampBounds; logged. */
+  records_out_of_range: number;
   /** Records onVitals threw on; logged. */
   records_failed: number;
   traces_evicted: number;
@@ -40,6 +42,8 @@ export interface OtlpReceiverOptions {
   /** Clock in epoch milliseconds; injected by tests. */
   now?: () => number;
   limits?: Partial<OtlpReceiverLimits>;
+  /** When set, records whose timestamp (span end) is outside [now - maxAge, now + maxFuture] are counted and dropped, as live ingest does. */
+  timestampBounds?: TimestampBounds;
   log?: Logger;
 }
 
@@ -66,6 +70,7 @@ export class OtlpTraceReceiver {
   private readonly onVitals: (records: Vitals[]) => void;
   private readonly now: () => number;
   private readonly log: Logger;
+  private readonly timestampBounds: TimestampBounds | undefined;
   private readonly counters = {
     exports_received: 0,
     decode_errors: 0,
@@ -73,6 +78,7 @@ export class OtlpTraceReceiver {
     spans_skipped: zeroSkips(),
     records_emitted: 0,
     records_invalid: 0,
+    records_out_of_range: 0,
     records_failed: 0,
     traces_evicted: 0,
   };
@@ -83,6 +89,7 @@ export class OtlpTraceReceiver {
     this.onVitals = opts.onVitals;
     this.now = opts.now ?? Date.now;
     this.log = opts.log ?? silentLogger();
+    this.timestampBounds = opts.timestampBounds;
   }
 
   /**
@@ -159,10 +166,13 @@ export class OtlpTraceReceiver {
     for (const unit of out.units) {
       const input = unit.kind === 'invocation' ? invocationVitals(unit.agent, unit.children) : modelCallVitals(unit.call);
       try {
-        records.push(parseVitals(input, nowMs / 1000));
+        const v = parseVitals(input, nowMs / 1000);
+        if (this.timestampBounds !== undefined) checkTimestamp(v, nowMs / 1000, this.timestampBounds);
+        records.push(v);
       } catch (e) {
-        this.counters.records_invalid++;
-        this.log.warn({ err: e, agent_id: input.agent_id, trace_id: traceIdOf(unit) }, 'otlp: span mapping produced an invalid vitals record; dropped');
+        const outOfRange = isImmuneError(e) && e.code === 'IMM_ERR_TIMESTAMP_RANGE';
+        this.counters[outOfRange ? 'records_out_of_range' : 'records_invalid']++;
+        this.log.warn({ err: e, agent_id: input.agent_id, trace_id: traceIdOf(unit) }, outOfRange ? 'otlp: span ended outside the accepted time window; record dropped' : 'otlp: span mapping produced an invalid vitals record; dropped');
       }
     }
     if (records.length === 0) return 0;

@@ -7,6 +7,7 @@
 import { gzipSync } from 'node:zlib';
 import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { resourceFromAttributes } from '@opentelemetry/resources';
+import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ImmuneError } from '../../../src/domain/errors.js';
@@ -186,6 +187,19 @@ describe('POST /v1/traces over HTTP', () => {
     const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' });
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ ok: false, code: 'IMM_ERR_UNAUTHORIZED' });
+  });
+
+  it('is described in the OpenAPI document when @fastify/swagger is registered', async () => {
+    const app3 = Fastify();
+    // The product's app declares the ingestKey scheme the route refers to (src/server/app.ts).
+    const components = { securitySchemes: { ingestKey: { type: 'apiKey' as const, in: 'header', name: 'X-API-KEY' } } };
+    await app3.register(fastifySwagger, { openapi: { openapi: '3.1.0', info: { title: 't', version: '1' }, components } });
+    await app3.register(otlpTraceRoutes({ receiver, authenticate }));
+    await app3.ready();
+    const doc = app3.swagger() as { paths: Record<string, { post?: { summary?: string; security?: unknown } }> };
+    expect(doc.paths['/v1/traces']?.post?.summary).toMatch(/OTLP\/HTTP trace export/);
+    expect(doc.paths['/v1/traces']?.post?.security).toEqual([{ ingestKey: [] }]);
+    await app3.close();
   });
 
   it('leaves the JSON parsing of sibling routes alone', async () => {

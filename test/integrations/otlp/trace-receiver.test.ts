@@ -6,9 +6,9 @@ import { OtlpTraceReceiver, SPAN_SKIP_REASONS, type OtlpReceiverOptions } from '
 import { agent, chat, otlpSpan, tool, TRACE_B, type Spec } from './span-fixtures.js';
 import { exportRequest } from './proto-encode.js';
 
-function setup(opts: Partial<OtlpReceiverOptions> = {}) {
+function setup(opts: Partial<OtlpReceiverOptions> = {}, startMs = 1_000_000) {
   const records: Vitals[] = [];
-  let now = 1_000_000;
+  let now = startMs;
   const receiver = new OtlpTraceReceiver({ onVitals: (r) => records.push(...r), now: () => now, limits: { graceMs: 1000 }, ...opts });
   return { receiver, records, advance: (ms: number) => (now += ms), send: (...specs: Spec[]) => receiver.receive({ spans: specs.map(otlpSpan) }) };
 }
@@ -64,6 +64,16 @@ describe('OtlpTraceReceiver', () => {
     expect(receiver.flush()).toBe(1);
     expect(records.map((r) => r.input_tokens)).toEqual([5]);
     expect(receiver.stats()).toMatchObject({ records_invalid: 1, records_emitted: 1 });
+  });
+
+  it('with timestampBounds, drops and counts records whose span ended outside the live window', () => {
+    const { receiver, records, advance, send } = setup({ timestampBounds: { maxAgeSeconds: 3600, maxFutureSeconds: 300 } }, 1_700_000_000_000);
+    send(chat(2, undefined, 1, 1)); // ends at 1_700_000_000.09 s: in range
+    send(chat(3, undefined, 1, 1, { trace: TRACE_B, start: -7_200_000, end: -7_100_000 })); // two hours old
+    advance(1000);
+    expect(receiver.flush()).toBe(1);
+    expect(records).toHaveLength(1);
+    expect(receiver.stats()).toMatchObject({ records_out_of_range: 1, records_emitted: 1, records_invalid: 0 });
   });
 
   it('counts records lost when onVitals throws, and keeps working', () => {
