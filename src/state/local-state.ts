@@ -1,0 +1,166 @@
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EngineSnapshot } from '../engine/engine.js';
+import type { Logger } from '../log.js';
+
+/**
+ * Local state for restart resilience (the seed's CacheManager), under
+ * IMMUNE_CACHE_DIR: state.json (run id, generated keys, last applied event
+ * seq, workflow summary) and snapshot.json (the engine's detection state,
+ * large, written separately). Each file carries a schema version; a file
+ * from an older or newer layout, or one that does not parse, is moved aside
+ * with a warning and the process starts without it. Writes are atomic
+ * (temp file, fsync, rename) and readable by the owner only (0600).
+ */
+export const LOCAL_STATE_VERSION = 1;
+
+export interface GeneratedKeys {
+  ingest_api_key?: string;
+  operator_token?: string;
+  webhook_secret?: string;
+}
+
+export interface WorkflowSummary {
+  quarantined: string[];
+  pending: string[];
+  rejected: string[];
+}
+
+export interface LocalStateData {
+  run_id: string | null;
+  keys: GeneratedKeys;
+  /** Highest event seq already in the store when the state was saved. */
+  last_seq: number;
+  /** Who was contained at the last save (for operators and a store-less fallback); the event log stays the truth. */
+  workflow: WorkflowSummary;
+  snapshot: EngineSnapshot | null;
+}
+
+export interface LoadResult {
+  state: LocalStateData;
+  /** Human-readable problems found (corrupt, other version, loose permissions); log them as warnings. */
+  warnings: string[];
+}
+
+const STATE_FILE = 'state.json';
+const SNAPSHOT_FILE = 'snapshot.json';
+
+export function emptyLocalState(): LocalStateData {
+  return { run_id: null, keys: {}, last_seq: 0, workflow: { quarantined: [], pending: [], rejected: [] }, snapshot: null };
+}
+
+/** Writes a file so that a crash leaves either the old or the new content, never a mix; owner-only. */
+export function writeFileAtomic(path: string, content: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(tmp, 0o600); // the umask may have widened nothing, but an existing tmp could have other bits
+  renameSync(tmp, path);
+  try {
+    // Persist the rename itself (directory entry).
+    const dfd = openSync(join(path, '..'), 'r');
+    fsyncSync(dfd);
+    closeSync(dfd);
+  } catch {
+    // Some filesystems do not allow fsync on a directory; the rename is still atomic.
+  }
+}
+
+export class LocalState {
+  private state: LocalStateData = emptyLocalState();
+
+  constructor(
+    readonly dir: string,
+    private readonly log?: Logger,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  get current(): Readonly<LocalStateData> {
+    return this.state;
+  }
+
+  /** Reads both files; never throws for damaged content (it is moved aside and reported in warnings). */
+  load(): LoadResult {
+    const warnings: string[] = [];
+    this.state = emptyLocalState();
+    const main = this.readVersioned(STATE_FILE, warnings);
+    if (main) {
+      const d = main as Partial<LocalStateData>;
+      this.state.run_id = typeof d.run_id === 'string' && d.run_id !== '' ? d.run_id : null;
+      this.state.keys = typeof d.keys === 'object' && d.keys !== null ? { ...d.keys } : {};
+      this.state.last_seq = typeof d.last_seq === 'number' && d.last_seq >= 0 ? d.last_seq : 0;
+      const w = d.workflow as Partial<WorkflowSummary> | undefined;
+      const ids = (x: unknown) => (Array.isArray(x) ? x.filter((s): s is string => typeof s === 'string') : []);
+      this.state.workflow = { quarantined: ids(w?.quarantined), pending: ids(w?.pending), rejected: ids(w?.rejected) };
+    }
+    const snap = this.readVersioned(SNAPSHOT_FILE, warnings);
+    if (snap) {
+      const s = (snap as { snapshot?: EngineSnapshot }).snapshot;
+      if (s && typeof s.seq === 'number' && Array.isArray(s.agents)) this.state.snapshot = s;
+      else warnings.push(this.moveAside(SNAPSHOT_FILE, 'has no valid snapshot'));
+    }
+    for (const w of warnings) this.log?.warn({ dir: this.dir }, w);
+    return { state: this.state, warnings };
+  }
+
+  /** Merges `partial` into the state and writes the file(s) it touches. */
+  save(partial: Partial<LocalStateData>): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const { snapshot, ...rest } = partial;
+    this.state = { ...this.state, ...rest, keys: { ...this.state.keys, ...(rest.keys ?? {}) } };
+    if (Object.keys(rest).length > 0) {
+      const { snapshot: _omit, ...small } = this.state;
+      writeFileAtomic(join(this.dir, STATE_FILE), JSON.stringify({ schema_version: LOCAL_STATE_VERSION, saved_at: this.clock() / 1000, ...small }, null, 1));
+    }
+    if (snapshot !== undefined) {
+      this.state.snapshot = snapshot;
+      writeFileAtomic(join(this.dir, SNAPSHOT_FILE), JSON.stringify({ schema_version: LOCAL_STATE_VERSION, saved_at: this.clock() / 1000, snapshot }));
+    }
+  }
+
+  private readVersioned(name: string, warnings: string[]): Record<string, unknown> | null {
+    const path = join(this.dir, name);
+    if (!existsSync(path)) return null;
+    const mode = statSync(path).mode & 0o777;
+    if (mode & 0o077) {
+      chmodSync(path, 0o600);
+      warnings.push(`${path} was readable by others (mode ${mode.toString(8)}); tightened to 600`);
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (err) {
+      warnings.push(this.moveAside(name, `is corrupt (${(err as Error).message})`));
+      return null;
+    }
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+      warnings.push(this.moveAside(name, 'is not a JSON object'));
+      return null;
+    }
+    const version = (data as { schema_version?: unknown }).schema_version;
+    if (version !== LOCAL_STATE_VERSION) {
+      const which = typeof version === 'number' && version > LOCAL_STATE_VERSION ? 'newer' : 'older';
+      warnings.push(this.moveAside(name, `has schema version ${String(version)} (${which} than this build's ${LOCAL_STATE_VERSION})`));
+      return null;
+    }
+    return data as Record<string, unknown>;
+  }
+
+  /** Keeps the damaged file for forensics instead of deleting it; returns the warning text. */
+  private moveAside(name: string, why: string): string {
+    const path = join(this.dir, name);
+    const aside = `${path}.discarded-${this.clock()}`;
+    try {
+      renameSync(path, aside);
+    } catch {
+      return `${path} ${why}; it could not be moved aside and is ignored`;
+    }
+    const lost = name === STATE_FILE ? ' (run id and generated keys start fresh)' : ' (baselines come from the store or are relearned)';
+    return `${path} ${why}; moved to ${aside} and started without it${lost}`;
+  }
+}
