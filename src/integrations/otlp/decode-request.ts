@@ -26,17 +26,20 @@ export function encodingOf(contentType: string | undefined): OtlpEncoding {
 }
 
 /**
- * Undoes Content-Encoding. OTLP/HTTP defines gzip only; identity and a missing
- * header mean the body is plain. The inflated size is capped so a small "zip
- * bomb" cannot allocate gigabytes.
+ * The content coding named by a Content-Encoding header. OTLP/HTTP defines gzip
+ * only; identity and a missing header mean the body is plain.
  */
-export async function decodeContentEncoding(body: Buffer, contentEncoding: string | undefined, maxInflatedBytes: number): Promise<Buffer> {
+export function contentCodingOf(contentEncoding: string | undefined): 'identity' | 'gzip' {
   const enc = (contentEncoding ?? '').trim().toLowerCase();
-  if (enc === '' || enc === 'identity') return body;
-  if (enc !== 'gzip' && enc !== 'x-gzip') {
-    // RFC 9110 §15.5.16: an unsupported content coding is a 415.
-    throw new ImmuneError('IMM_ERR_UNSUPPORTED_MEDIA', `Content-Encoding '${enc}' is not accepted; use gzip or none`, { field: 'content-encoding' });
-  }
+  if (enc === '' || enc === 'identity') return 'identity';
+  if (enc === 'gzip' || enc === 'x-gzip') return 'gzip';
+  // RFC 9110 §15.5.16: an unsupported content coding is a 415.
+  throw new ImmuneError('IMM_ERR_UNSUPPORTED_MEDIA', `Content-Encoding '${enc}' is not accepted; use gzip or none`, { field: 'content-encoding' });
+}
+
+/** Undoes Content-Encoding. The inflated size is capped so a small "zip bomb" cannot allocate gigabytes. */
+export async function decodeContentEncoding(body: Buffer, contentEncoding: string | undefined, maxInflatedBytes: number): Promise<Buffer> {
+  if (contentCodingOf(contentEncoding) === 'identity') return body;
   try {
     return await gunzipAsync(body, { maxOutputLength: maxInflatedBytes });
   } catch (e) {

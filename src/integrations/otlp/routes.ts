@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { ImmuneError, isImmuneError } from '../../domain/errors.js';
-import { encodingOf } from './decode-request.js';
+import { contentCodingOf, encodingOf } from './decode-request.js';
 import { encodeExportResponse, encodeRpcStatus } from './export-response.js';
 import type { OtlpTraceReceiver } from './trace-receiver.js';
 
@@ -31,8 +31,10 @@ export function otlpTraceRoutes(opts: OtlpTraceRoutesOptions): FastifyPluginAsyn
 
     app.addHook('onRequest', async (req) => {
       await opts.authenticate(req);
-      // Checked before the body is read, so a wrong media type costs nothing.
+      // Checked before the body is read, so a wrong media type or coding costs nothing.
       encodingOf(req.headers['content-type']);
+      const coding = req.headers['content-encoding'];
+      contentCodingOf(typeof coding === 'string' ? coding : undefined);
     });
 
     // OpenAPI description only (the body is bytes, validated by the decoders). The host's
