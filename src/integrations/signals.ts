@@ -75,7 +75,7 @@ export interface DeliveryStats {
 export interface SignalsOptions {
   /** Agents that get their own series (first come); the rest are agent_id="other". METRICS_MAX_AGENT_SERIES. */
   maxAgentSeries: number;
-  /** Distinct agent_type and model label values kept (first come); the rest are "other". Vitals carry free text here. */
+  /** Distinct agent_type values, model values, and (agent_type, model) combinations kept (first come, default 100); the rest are "other". Vitals carry free text here. */
   maxLabelValues?: number;
   /** Current number of agents per lifecycle state (the control loop's view). */
   agentStates?: () => Partial<Record<LifecycleState, number>>;
@@ -173,14 +173,17 @@ export class Signals {
   /** Admitted agents only (at most maxAgentSeries entries). */
   private readonly execByAgent = new Map<string, Series>();
   private readonly execOther: Series;
+  private readonly maxLabelValues: number;
+  private execCombinations = 0;
   /** Open infection episodes per agent: when detected (for time to heal) and the diagnosis (for approval labels). */
   private readonly episodes = new Map<string, Episode>();
 
   constructor(private readonly opts: SignalsOptions) {
     if (!Number.isInteger(opts.maxAgentSeries) || opts.maxAgentSeries < 0) throw new RangeError(`maxAgentSeries must be a non-negative integer, got ${opts.maxAgentSeries}`);
     this.agentIds = new BoundedValues(opts.maxAgentSeries);
-    this.agentTypes = new BoundedValues(opts.maxLabelValues ?? 100);
-    this.models = new BoundedValues(opts.maxLabelValues ?? 100);
+    this.maxLabelValues = opts.maxLabelValues ?? 100;
+    this.agentTypes = new BoundedValues(this.maxLabelValues);
+    this.models = new BoundedValues(this.maxLabelValues);
     for (const [key, d] of Object.entries(SIGNALS) as Array<[SignalKey, SignalDef]>) {
       if (d.kind === 'counter') this.counters.set(key, new CounterFamily(d.labels));
     }
@@ -204,8 +207,7 @@ export class Signals {
     }
     let cells = byModel.get(model);
     if (!cells) {
-      const f = this.family('executions');
-      cells = { success: f.series([type, model, 'success']), failure: f.series([type, model, 'failure']) };
+      cells = this.admitCombination(type, model);
       byModel.set(model, cells);
     }
     (v.success ? cells.success : cells.failure).value += 1;
@@ -220,6 +222,18 @@ export class Signals {
       }
     }
     mine.value += 1;
+  }
+
+  /**
+   * Series for a new (agent_type, model) combination. Each dimension is bounded and so are the combinations
+   * (distinct types × distinct models cannot multiply): past the bound they share agent_type="other", model="other".
+   */
+  private admitCombination(type: string, model: string): ExecutionCells {
+    const admit = this.execCombinations < this.maxLabelValues;
+    if (admit) this.execCombinations += 1;
+    const f = this.family('executions');
+    const [t, m] = admit ? [type, model] : [OTHER, OTHER];
+    return { success: f.series([t, m, 'success']), failure: f.series([t, m, 'failure']) };
   }
 
   onEvents(events: readonly ImmuneEvent[]): void {

@@ -59,7 +59,7 @@ function episode(signals: Signals): { events: ImmuneEvent[]; fed: Vitals[] } {
     signals.onEvents(out.events);
     events.push(...out.events);
   };
-  const apply = (out: { events: ImmuneEvent[] }) => {
+  const apply = <T extends { events: ImmuneEvent[] }>(out: T): T => {
     signals.onEvents(out.events);
     events.push(...out.events);
     return out;
@@ -131,12 +131,22 @@ describe('ImmuneMetrics (Prometheus)', () => {
       expect(value(s, name, { agent_id: 'other' })).toBe(n - max);
       expect(series.reduce((a, x) => a + x.value, 0)).toBe(n);
     }
+    // 20 combinations of their own plus other/other, each with a success and a failure series.
     const exec = pick(s, 'immune_agent_executions_total');
+    expect(exec).toHaveLength(2 * 21);
     expect(new Set(exec.map((x) => x.labels.model)).size).toBe(21);
-    expect(new Set(exec.map((x) => x.labels.agent_type)).size).toBe(21);
     expect(exec.reduce((a, x) => a + x.value, 0)).toBe(n);
+    expect(value(s, 'immune_agent_executions_total', { agent_type: 'other', model: 'other', outcome: 'success' })).toBe(n - 20);
     // The whole exposition stays small: no per-agent line beyond the bound.
     expect(s.length).toBeLessThan(600);
+  });
+
+  it('bounds (agent_type, model) combinations even when each value alone is within its bound', async () => {
+    const signals = new Signals({ maxAgentSeries: 1, maxLabelValues: 3 });
+    const metrics = new ImmuneMetrics(signals, { processMetrics: false });
+    for (const type of ['a', 'b', 'c']) for (const model of ['x', 'y', 'z']) signals.onVitals(vitals('agent', 1, { agent_type: type, model }));
+    const exec = pick(await scrape(metrics), 'immune_agent_executions_total', { outcome: 'success' });
+    expect(exec.map((x) => `${x.labels.agent_type}/${x.labels.model}=${x.value}`).sort()).toEqual(['a/x=1', 'a/y=1', 'a/z=1', 'other/other=6']);
   });
 
   it('puts every agent under "other" when METRICS_MAX_AGENT_SERIES is 0, and refuses a negative bound', async () => {
