@@ -97,8 +97,10 @@ export const SETTINGS = {
   minSamples: setting({ env: 'BASELINE_MIN_SAMPLES', doc: 'Samples before an agent is judged.', default: 15, parse: num({ min: 2, max: 100000, integer: true }) }),
   thresholdSigma: setting({ env: 'SENTINEL_THRESHOLD_SIGMA', doc: 'Per-sample deviation (σ) at which a metric counts as elevated.', default: 2.5, parse: num({ min: 0.5, max: 20 }) }),
   probationSamples: setting({ env: 'PROBATION_SAMPLES', doc: 'Consecutive normal samples after a healing action before the agent is declared healed.', default: 5, parse: num({ min: 1, max: 1000, integer: true }) }),
+  directiveTimeoutSeconds: setting({ env: 'DIRECTIVE_TIMEOUT_SECONDS', doc: 'How long a healing directive waits for the agent\'s acknowledgement before probation judges the agent on fresh vitals anyway.', default: 30, parse: num({ min: 1, max: 3600 }) }),
   // Simulation
   chaos: setting({ env: 'CHAOS', doc: 'Inject infections into simulated agents on the chaos schedule (run/demo).', default: true, parse: bool }),
+  chaosSchedule: setting({ env: 'CHAOS_SCHEDULE', doc: 'Infections to inject into simulated agents: "seconds:infection[:agent][:magnitude],…" (default: the built-in demo cycle).', default: '', parse: str }),
   simSeed: setting({ env: 'SIM_SEED', doc: 'Random seed of the simulated fleet (same seed, same run).', default: 7, parse: num({ integer: true }) }),
   // Persistence
   cacheDir: setting({ env: 'IMMUNE_CACHE_DIR', doc: 'Directory for local state (run id, keys, baselines) and the embedded database.', default: () => join(homedir(), '.immune_cache'), parse: str }),

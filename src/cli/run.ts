@@ -41,7 +41,8 @@ export async function runCommand(mode: 'run' | 'demo' | 'serve', flags: RunFlags
   let chaos = null;
   if (mode !== 'serve' && config.chaos) {
     try {
-      chaos = flags.chaosSchedule ? parseSchedule(flags.chaosSchedule) : defaultSchedule(duration, flags.agents);
+      const spec = flags.chaosSchedule ?? config.chaosSchedule;
+      chaos = spec ? parseSchedule(spec) : defaultSchedule(duration, flags.agents);
     } catch (err) {
       process.stderr.write(`immune: ${(err as Error).message}\n`);
       return 2;

@@ -89,7 +89,7 @@ export class ImmuneProduct {
     const fleet = createFleet(o.agents, rnd);
     const sim = fleet.length > 0 ? new SimRunner(fleet, o.chaos ?? [], rnd, log.child({ module: 'sim' }), clock()) : null;
     const simExec = new SimExecutor(sim?.byId ?? new Map(), getCp);
-    const directives = new DirectiveExecutor(getCp, 30);
+    const directives = new DirectiveExecutor(getCp, config.directiveTimeoutSeconds);
     const cp = new ControlPlane({
       engine,
       store,
