@@ -41,7 +41,7 @@ export async function startFakeOpenAI(initial: (params: Record<string, unknown>)
     const cap = Number(params.max_completion_tokens ?? params.max_tokens ?? Infinity);
     const completion = Math.min(c.completion_tokens, cap);
     const id = `chatcmpl-fake${++n}`;
-    const calls = c.tool_calls.map((name, i) => ({ id: `call_${n}_${i}`, type: 'function' as const, function: { name, arguments: '{}' } }));
+    const calls = c.tool_calls.map((name, i) => ({ id: `call_${i}_${name}`, type: 'function' as const, function: { name, arguments: '{}' } }));
     const usage = { prompt_tokens: c.prompt_tokens, completion_tokens: completion, total_tokens: c.prompt_tokens + completion };
     if (params.stream === true) {
       const includeUsage = (params.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
