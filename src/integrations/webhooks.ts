@@ -56,54 +56,42 @@ const fmtSigma = (x: number) => `${x.toFixed(1)}σ`;
 
 /** The notification an event calls for (with the agent's context where the event lacks it), or null. Pure. */
 export function notificationFor(e: ImmuneEvent, context?: AgentContext, opts: { source?: string; publicUrl?: string } = {}): Notification | null {
-  const common = { version: 1 as const, agent_id: e.agent_id, ts: e.ts, seq: e.seq, actor: e.actor, reason: e.reason, ...(opts.source ? { source: opts.source } : {}), ...(opts.publicUrl ? { dashboard_url: `${opts.publicUrl}/` } : {}) };
-  const id = (kind: NotificationKind) => `${opts.source ? `${opts.source}:` : ''}${kind}:${e.seq}`;
+  const make = (kind: NotificationKind, severity: Notification['severity'], title: string, extra: Partial<Notification>): Notification => ({
+    version: 1,
+    id: `${opts.source ? `${opts.source}:` : ''}${kind}:${e.seq}`,
+    kind,
+    severity,
+    title,
+    agent_id: e.agent_id,
+    ts: e.ts,
+    seq: e.seq,
+    actor: e.actor,
+    reason: e.reason,
+    ...(opts.source ? { source: opts.source } : {}),
+    ...extra,
+    ...(opts.publicUrl ? { dashboard_url: `${opts.publicUrl}/` } : {}),
+  });
+  const agentContext = (): Partial<Notification> => ({
+    ...(context?.infection ? { infection: context.infection } : {}),
+    ...(context?.diagnosis ? { diagnosis: context.diagnosis } : {}),
+  });
   switch (e.type) {
     case 'approval_requested': {
-      const inf = context?.infection ?? undefined;
-      const dx = context?.diagnosis ?? undefined;
-      const primary = dx?.hypotheses[0]?.diagnosis;
+      const inf = context?.infection;
+      const primary = context?.diagnosis?.hypotheses[0]?.diagnosis;
       const detail = inf ? ` (${inf.severity} ${fmtSigma(inf.max_deviation)}: ${inf.anomalies.join(', ')})` : '';
-      return {
-        ...common,
-        id: id('approval_pending'),
-        kind: 'approval_pending',
-        severity: 'critical',
-        title: `Approval needed: agent ${e.agent_id}${primary ? ` — likely ${primary}` : ''}${detail}`,
-        ...(inf ? { infection: inf } : {}),
-        ...(dx ? { diagnosis: dx } : {}),
-      };
+      return make('approval_pending', 'critical', `Approval needed: agent ${e.agent_id}${primary ? ` — likely ${primary}` : ''}${detail}`, agentContext());
     }
     case 'exhausted':
-      return {
-        ...common,
-        id: id('agent_exhausted'),
-        kind: 'agent_exhausted',
-        severity: 'critical',
-        title: `Agent ${e.agent_id} exhausted every healing action — an operator is needed`,
-        ...(context?.infection ? { infection: context.infection } : {}),
-        ...(context?.diagnosis ? { diagnosis: context.diagnosis } : {}),
-        ...(context?.tried ? { tried: [...context.tried] } : {}),
-      };
-    case 'fleet_incident_started':
-      return {
-        ...common,
-        id: id('fleet_incident_started'),
-        kind: 'fleet_incident_started',
-        severity: 'warning',
-        title: `Fleet incident on ${e.incident.group}: ${e.incident.agents.length} agents (${e.incident.anomalies.join(', ')}, up to ${fmtSigma(e.incident.max_deviation)})`,
-        incident: e.incident,
-      };
+      return make('agent_exhausted', 'critical', `Agent ${e.agent_id} exhausted every healing action — an operator is needed`, { ...agentContext(), ...(context?.tried ? { tried: [...context.tried] } : {}) });
+    case 'fleet_incident_started': {
+      const i = e.incident;
+      return make('fleet_incident_started', 'warning', `Fleet incident on ${i.group}: ${i.agents.length} agents (${i.anomalies.join(', ')}, up to ${fmtSigma(i.max_deviation)})`, { incident: i });
+    }
     case 'fleet_incident_ended': {
-      const secs = Math.round((e.incident.ended_at ?? e.ts) - e.incident.started_at);
-      return {
-        ...common,
-        id: id('fleet_incident_ended'),
-        kind: 'fleet_incident_ended',
-        severity: 'info',
-        title: `Fleet incident on ${e.incident.group} ended after ${secs} s (${e.incident.agents.length} agents affected)`,
-        incident: e.incident,
-      };
+      const i = e.incident;
+      const secs = Math.round((i.ended_at ?? e.ts) - i.started_at);
+      return make('fleet_incident_ended', 'info', `Fleet incident on ${i.group} ended after ${secs} s (${i.agents.length} agents affected)`, { incident: i });
     }
     default:
       return null;
