@@ -19,6 +19,7 @@ import { Notifier } from '../integrations/webhooks.js';
 import { MemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
 import { ControlPlane } from './control-plane.js';
+import { ControlUrlExecutor } from './control-url-executor.js';
 import { DirectiveExecutor, SimExecutor } from './executors.js';
 
 export interface ProductOptions {
@@ -97,7 +98,8 @@ export class ImmuneProduct {
       log: log.child({ module: 'control' }),
       clock,
       bounds: { maxAgeSeconds: config.ingestMaxAgeSeconds, maxFutureSeconds: config.ingestMaxFutureSeconds },
-      executorFor: (rt) => (rt.meta.source === 'simulated' ? simExec : directives),
+      // controlUrl is declared below (it shares the webhook secret); this only runs once the product is built.
+      executorFor: (rt) => (rt.meta.control_url ? controlUrl : rt.meta.source === 'simulated' ? simExec : directives),
       directiveFor: (id) => {
         const d = directives.directiveFor(id);
         return d && engine.get(id)?.wf.attempt?.attempt_id === d.id ? d : null;
@@ -107,6 +109,7 @@ export class ImmuneProduct {
 
     // Signals out: Prometheus /metrics, OTLP metrics export, webhooks — all fed from the same events and vitals.
     const webhookSecret = config.webhookSecret || randomBytes(32).toString('base64url');
+    const controlUrl = new ControlUrlExecutor({ cp: getCp, secret: webhookSecret, log: log.child({ module: 'control-url' }) });
     const notifier = new Notifier({
       webhookUrls: config.webhookUrls,
       slackWebhookUrls: config.slackWebhookUrls,
