@@ -12,11 +12,19 @@ import type { GenAiSpan } from './genai-span.js';
  * found by walking parent ids through every span of the trace seen so far
  * (including non-GenAI spans, which are kept as bare parent links). A nested
  * invoke_agent is its own record; its calls do not count for the outer agent.
+ *
+ * A call whose ancestors have all arrived and include no agent stands alone
+ * after the grace period. A call whose chain stops at a span not seen yet is
+ * usually inside an agent that is still running (agents run for minutes, their
+ * model calls end and are exported long before), so it waits up to
+ * parentWaitMs for the rest of its chain before it stands alone.
  */
 
 export interface AssemblerLimits {
   /** How long an invocation waits after its invoke_agent span arrives for children that end after it, ms. */
   graceMs: number;
+  /** How long a call whose parent chain is incomplete waits for its ancestors (a still-running agent) before it stands alone, ms. */
+  parentWaitMs: number;
   /** How long a trace with nothing pending is remembered, to drop re-sent spans and count late ones, ms. */
   retainMs: number;
   /** Most traces held (pending or remembered). */
@@ -29,6 +37,7 @@ export interface AssemblerLimits {
 
 export const DEFAULT_ASSEMBLER_LIMITS: AssemblerLimits = Object.freeze({
   graceMs: 2_000,
+  parentWaitMs: 300_000,
   retainMs: 30_000,
   maxTraces: 10_000,
   maxSpansPerTrace: 1_000,
@@ -67,7 +76,9 @@ interface HeldAgent {
 
 interface HeldCall {
   span: GenAiSpan;
-  dueMs: number;
+  arrivedMs: number;
+  /** Next time the call's fate can change by time alone (end of its grace period or of its parent wait). */
+  checkAtMs: number;
 }
 
 interface TraceState {
@@ -78,21 +89,24 @@ interface TraceState {
   calls: HeldCall[];
   pendingAgents: number;
   lastSeenMs: number;
+  /** A span arrived since the last settle: a waiting call's chain may be complete now. */
+  changed: boolean;
 }
 
 export type AddResult = 'held' | 'duplicate' | 'ignored';
 
 function newTrace(nowMs: number): TraceState {
-  return { parents: new Map(), agents: new Map(), calls: [], pendingAgents: 0, lastSeenMs: nowMs };
+  return { parents: new Map(), agents: new Map(), calls: [], pendingAgents: 0, lastSeenMs: nowMs, changed: false };
 }
 
 function hasPending(t: TraceState): boolean {
   return t.pendingAgents > 0 || t.calls.length > 0;
 }
 
-function hasDue(t: TraceState, nowMs: number): boolean {
+function needsSettling(t: TraceState, nowMs: number): boolean {
+  if (t.changed && t.calls.length > 0) return true;
   for (const a of t.agents.values()) if (!a.emitted && a.dueMs <= nowMs) return true;
-  for (const c of t.calls) if (c.dueMs <= nowMs) return true;
+  for (const c of t.calls) if (c.checkAtMs <= nowMs) return true;
   return false;
 }
 
@@ -139,7 +153,7 @@ export class TraceAssembler {
       t.agents.set(span.spanId, { span, dueMs: nowMs + this.limits.graceMs, emitted: false });
       t.pendingAgents++;
     } else {
-      t.calls.push({ span, dueMs: nowMs + this.limits.graceMs });
+      t.calls.push({ span, arrivedMs: nowMs, checkAtMs: nowMs + this.limits.graceMs });
     }
     return 'held';
   }
@@ -201,6 +215,7 @@ export class TraceAssembler {
     t.parents.set(spanId, parentSpanId);
     this.spans++;
     t.lastSeenMs = nowMs;
+    t.changed = true;
     if (genAi && this.done.has(traceId)) {
       this.done.delete(traceId);
       this.active.set(traceId, t);
@@ -236,13 +251,14 @@ export class TraceAssembler {
 
   /**
    * Emits the trace's due invocations with the calls they own, then decides the
-   * due calls no pending invocation owns. `force` treats everything as due
+   * calls no pending invocation owns. `force` treats every wait as over
    * (eviction, shutdown): pending agents are emitted with what they have, unowned
    * model calls become their own records, and an unowned tool call is counted as
    * evicted if it was still waiting for its agent.
    */
   private settle(t: TraceState, nowMs: number, force: boolean): void {
-    if (!force && !hasDue(t, nowMs)) return;
+    if (!force && !needsSettling(t, nowMs)) return;
+    t.changed = false;
     const owners = t.calls.map((c) => this.ownerOf(t, c.span));
     const claimed = new Set<HeldCall>();
     for (const agent of t.agents.values()) {
@@ -262,36 +278,42 @@ export class TraceAssembler {
     t.calls.forEach((c, i) => {
       if (claimed.has(c)) return;
       const owner = owners[i];
-      const due = c.dueMs <= nowMs;
-      if (owner !== undefined) {
+      if (owner !== 'root' && owner !== 'broken') {
         if (owner.emitted) this.out.dropped.late_span++;
         else remaining.push(c); // its invocation is still in its grace period
-      } else if (!due && !force) {
-        remaining.push(c); // its invocation may still arrive
+        return;
+      }
+      // No agent above it (root reached), or none yet (chain incomplete).
+      const waitUntil = c.arrivedMs + (owner === 'root' ? this.limits.graceMs : this.limits.parentWaitMs);
+      if (nowMs < waitUntil && !force) {
+        c.checkAtMs = waitUntil;
+        remaining.push(c);
       } else if (c.span.role === 'model') {
         this.out.units.push({ kind: 'model_call', call: c.span });
       } else {
-        this.out.dropped[due ? 'tool_without_agent' : 'evicted']++;
+        this.out.dropped[nowMs >= waitUntil ? 'tool_without_agent' : 'evicted']++;
       }
     });
     t.calls = remaining;
   }
 
   /**
-   * The nearest invoke_agent ancestor of a span, walking parent links. When the
-   * chain breaks at a span not seen yet (lost, or still to arrive), the innermost
-   * agent whose time range encloses the span stands in for the missing link.
+   * The nearest invoke_agent ancestor of a span, walking parent links; 'root'
+   * when the walk reaches a root without passing an agent; 'broken' when it
+   * stops at a span not seen (yet). A broken chain inside the time range of an
+   * agent that has arrived is taken to belong to the innermost such agent: the
+   * missing spans were lost or filtered out, and the agent has ended.
    */
-  private ownerOf(t: TraceState, span: GenAiSpan): HeldAgent | undefined {
+  private ownerOf(t: TraceState, span: GenAiSpan): HeldAgent | 'root' | 'broken' {
     let id = span.parentSpanId;
     for (let steps = 0; id !== '' && steps <= t.parents.size; steps++) {
       const agent = t.agents.get(id);
       if (agent !== undefined) return agent;
       const parent = t.parents.get(id);
-      if (parent === undefined) return this.enclosingAgent(t, span);
+      if (parent === undefined) return this.enclosingAgent(t, span) ?? 'broken';
       id = parent;
     }
-    return undefined; // reached a root without passing an agent
+    return id === '' ? 'root' : 'broken'; // the step cap only trips on a cycle of parent ids
   }
 
   private enclosingAgent(t: TraceState, span: GenAiSpan): HeldAgent | undefined {

@@ -3,7 +3,7 @@ import type { GenAiSpan } from '../../../src/integrations/otlp/genai-span.js';
 import { TraceAssembler, type AssemblerLimits, type AssembledUnit, type AssemblyOutput } from '../../../src/integrations/otlp/trace-assembler.js';
 import { agent, chat, genAi, sid, tool, TRACE_A, TRACE_B, type Spec } from './span-fixtures.js';
 
-const LIMITS: AssemblerLimits = { graceMs: 1000, retainMs: 5000, maxTraces: 100, maxSpansPerTrace: 100, maxSpans: 1000 };
+const LIMITS: AssemblerLimits = { graceMs: 1000, parentWaitMs: 10_000, retainMs: 5000, maxTraces: 100, maxSpansPerTrace: 100, maxSpans: 1000 };
 
 function make(limits: Partial<AssemblerLimits> = {}): TraceAssembler {
   return new TraceAssembler({ ...LIMITS, ...limits });
@@ -80,7 +80,28 @@ describe('TraceAssembler: forming invocations', () => {
     add(a, chat(3, 9, 1, 1, { start: 100, end: 200 }), 0); // parent 9 never arrives
     add(a, chat(4, 8, 1, 1, { start: 5000, end: 6000 }), 0); // outside every agent
     add(a, agent(1, { start: 0, end: 1000 }), 0);
-    expect(units(a.flush(1000)).sort()).toEqual(['agent 1: 3', 'call 4']);
+    expect(units(a.flush(1000))).toEqual(['agent 1: 3']);
+    // The other call's chain stays incomplete: it waits for its ancestors, then stands alone.
+    expect(units(a.flush(9999))).toEqual([]);
+    expect(units(a.flush(10_000))).toEqual(['call 4']);
+  });
+
+  it('holds the calls of a long-running agent until the agent ends, however many grace periods that takes', () => {
+    const a = make();
+    add(a, chat(2, 1, 5, 1, { start: 0, end: 100 }), 0);
+    add(a, tool(3, 1, 'search', { start: 200, end: 300 }), 2_000);
+    expect(units(a.flush(5_000))).toEqual([]);
+    add(a, chat(4, 1, 5, 1, { start: 8_000, end: 8_100 }), 8_000);
+    add(a, agent(1, { start: 0, end: 9_000 }), 9_000);
+    expect(units(a.flush(10_000))).toEqual(['agent 1: 2,3,4']);
+  });
+
+  it('emits a waiting call soon after its chain completes at a root without an agent', () => {
+    const a = make();
+    add(a, chat(2, 5, 1, 1), 0); // inside a request span 5 that is still running
+    expect(units(a.flush(1000))).toEqual([]);
+    link(a, 5, undefined, 3000);
+    expect(units(a.flush(3000))).toEqual(['call 2']);
   });
 
   it('a call whose chain reaches a root without an agent is not claimed by an enclosing agent of another branch', () => {
@@ -179,8 +200,9 @@ describe('TraceAssembler: memory bounds', () => {
     expect(early.tracesEvicted).toBe(1);
     expect(units(early)).toEqual(['agent 1: 2,3']);
     expect(a.spanCount).toBe(1);
-    // The newcomer's agent was emitted already; it is known no longer, so it stands alone after the grace period.
-    expect(units(a.flush(1010))).toEqual(['call 4']);
+    // The newcomer's agent was emitted already and is known no longer: its chain is incomplete, so it waits, then stands alone.
+    expect(units(a.flush(1010))).toEqual([]);
+    expect(units(a.flush(10_010))).toEqual(['call 4']);
   });
 
   it('at maxSpans, evicts the oldest other traces; a tool still waiting counts as evicted', () => {
@@ -199,7 +221,7 @@ describe('TraceAssembler: memory bounds', () => {
   it('never exceeds its caps and accounts for every span, under a random workload (seeded)', () => {
     let seed = 42;
     const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
-    const limits = { graceMs: 50, retainMs: 200, maxTraces: 20, maxSpansPerTrace: 12, maxSpans: 36 };
+    const limits = { graceMs: 50, parentWaitMs: 500, retainMs: 200, maxTraces: 20, maxSpansPerTrace: 12, maxSpans: 36 };
     const a = make(limits);
     let held = 0;
     let accounted = 0;
