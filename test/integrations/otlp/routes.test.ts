@@ -5,6 +5,7 @@
  * test says, not after a sleep.
  */
 import { gzipSync } from 'node:zlib';
+import { context, SpanKind, trace } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import fastifySwagger from '@fastify/swagger';
@@ -104,6 +105,28 @@ describe.each<[ExporterKind, boolean, 'simple' | 'batch']>([
     expect(result.error?.message ?? '').toMatch(/401|Unauthorized/i);
     expect(receiver.stats().exports_received).toBe(0);
     expect(receiver.close()).toBe(0);
+  });
+});
+
+describe('OpenTelemetry SDK → model calls without an agent span', () => {
+  it('gives one record per model call, attributed to the service', async () => {
+    const exporter = makeExporter('protobuf', url, { 'X-API-KEY': KEY });
+    const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'service.name': 'support bot' }), spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const tracer = provider.getTracer('app');
+    const request = tracer.startSpan('POST /answer', { kind: SpanKind.SERVER, startTime: T0_MS });
+    const inRequest = trace.setSpan(context.active(), request);
+    tracer.startSpan('embeddings', { startTime: T0_MS + 5, attributes: { 'gen_ai.operation.name': 'embeddings', 'gen_ai.request.model': 'text-embedding-3-small', 'gen_ai.usage.input_tokens': 12 } }, inRequest).end(T0_MS + 25);
+    tracer.startSpan('chat', { startTime: T0_MS + 30, attributes: { 'gen_ai.operation.name': 'chat', 'gen_ai.system': 'openai', 'gen_ai.request.model': 'gpt-4o-mini', 'gen_ai.usage.prompt_tokens': 300, 'gen_ai.usage.completion_tokens': 40 } }, inRequest).end(T0_MS + 430);
+    request.end(T0_MS + 450);
+    await provider.forceFlush();
+    await provider.shutdown();
+
+    clock += 2_000;
+    receiver.flush();
+    const byModel = Object.fromEntries(records.map((r) => [r.model, r]));
+    expect(records).toHaveLength(2);
+    expect(byModel['gpt-4o-mini']).toMatchObject({ agent_id: 'support_bot', agent_type: 'otel', latency_ms: 400, input_tokens: 300, output_tokens: 40, provider: 'openai', tool_calls: 0 });
+    expect(byModel['text-embedding-3-small']).toMatchObject({ agent_id: 'support_bot', latency_ms: 20, input_tokens: 12, output_tokens: 0 });
   });
 });
 
