@@ -63,8 +63,9 @@ export class Api {
     return this.post('/api/v1/logout');
   }
 
-  overview(): Promise<Overview> {
-    return this.get('/api/v1/overview');
+  /** The overview; `pending` is a request already in flight (started by index.html before the bundle loaded). */
+  async overview(pending?: Promise<Response>): Promise<Overview> {
+    return pending ? readJson<Overview>(await pending) : this.get('/api/v1/overview');
   }
 
   agent(id: string): Promise<AgentDetail> {

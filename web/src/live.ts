@@ -104,10 +104,33 @@ function parse<T>(ev: Event): T | null {
   }
 }
 
+/** What the inline script in index.html starts before this bundle has even loaded. */
+interface EarlyBoot {
+  es: EventSource;
+  /** The stream messages received so far; afterwards the queue stops collecting. */
+  take(): Event[];
+  overview: Promise<Response>;
+}
+
+declare global {
+  interface Window {
+    __immuneBoot?: EarlyBoot;
+  }
+}
+
+/** Hands over the early stream and request once; later boots (after a login) start their own. */
+function adoptEarlyBoot(): EarlyBoot | undefined {
+  const early = window.__immuneBoot;
+  window.__immuneBoot = undefined;
+  return early;
+}
+
 /**
- * Opens the event stream before the overview is fetched, so nothing that happens
- * in between is lost (messages queue until the overview arrives). On a
- * reconnect the overview is reloaded: the stream may have moved past its replay window.
+ * Keeps the store live: the event stream is opened before the overview is
+ * fetched, so nothing that happens in between is lost (messages queue until
+ * the overview arrives, and events it already reflects are skipped by seq).
+ * On a reconnect the overview is reloaded: the stream may have moved past its
+ * replay window.
  */
 export function startLive(api: Api, store: LiveStore, onUnauthorized: () => void): () => void {
   let es: EventSource | null = null;
@@ -115,54 +138,75 @@ export function startLive(api: Api, store: LiveStore, onUnauthorized: () => void
   let stopped = false;
   let retry: ReturnType<typeof setTimeout> | undefined;
 
-  const reload = async (): Promise<void> => {
+  const reload = async (pending?: Promise<Response>): Promise<void> => {
     try {
-      store.reset(await api.overview());
+      const o = await api.overview(pending);
+      if (stopped) return;
+      performance.mark('immune:overview-received');
+      store.reset(o);
     } catch (e) {
-      if ((e as { status?: number }).status === 401) onUnauthorized();
+      // A 401 on the first load is reported by the session check that runs alongside.
+      if ((e as { status?: number }).status === 401 && hellos > 0) onUnauthorized();
     }
   };
 
-  const open = (): void => {
-    es = new EventSource('/api/v1/stream');
-    es.addEventListener('open', () => store.setConnection('live'));
-    es.addEventListener('hello', () => {
+  const handlers: Record<string, (ev: Event) => void> = {
+    open: () => store.setConnection('live'),
+    hello: () => {
       hellos += 1;
       store.setConnection('live');
       if (hellos > 1) void reload();
-    });
-    es.addEventListener('agents', (ev) => {
+    },
+    agents: (ev) => {
       const list = parse<AgentSummary[]>(ev);
       if (list) store.pushAgents(list);
-    });
-    es.addEventListener('events', (ev) => {
+    },
+    events: (ev) => {
       const list = parse<ImmuneEvent[]>(ev);
       if (list) store.pushEvents(list);
-    });
-    es.addEventListener('stats', (ev) => {
+    },
+    stats: (ev) => {
       const s = parse<Stats>(ev);
       if (s) store.pushStats(s);
-    });
-    es.addEventListener('store', (ev) => {
+    },
+    store: (ev) => {
       const s = parse<StoreStatus>(ev);
       if (s) store.pushStore(s);
-    });
-    es.addEventListener('error', () => {
+    },
+    error: () => {
       store.setConnection('reconnecting');
       if (es?.readyState !== EventSource.CLOSED || stopped) return;
       // The browser gave up (e.g. a 401 or the server went away): check the session, then reopen.
       es = null;
       retry = setTimeout(() => {
         api.session().then(
-          () => open(),
+          () => !stopped && open(),
           (e: unknown) => ((e as { status?: number }).status === 401 ? onUnauthorized() : (retry = setTimeout(open, 2000))),
         );
       }, 1000);
-    });
+    },
   };
 
-  open();
-  void reload();
+  const attach = (source: EventSource): void => {
+    for (const [type, handle] of Object.entries(handlers)) source.addEventListener(type, handle);
+  };
+
+  const open = (): void => {
+    es = new EventSource('/api/v1/stream');
+    attach(es);
+  };
+
+  const early = adoptEarlyBoot();
+  if (early) {
+    es = early.es;
+    attach(es);
+    // Same task as attach: no message can slip between the queue and the live handlers.
+    for (const ev of early.take()) handlers[ev.type]?.(ev);
+    void reload(early.overview);
+  } else {
+    open();
+    void reload();
+  }
   return () => {
     stopped = true;
     clearTimeout(retry);

@@ -25,10 +25,17 @@ async function logout(): Promise<void> {
 }
 
 async function boot(): Promise<void> {
+  // Stream, overview and session start together: one round trip before the first paint, and the
+  // stream is open before the overview is computed, so no change falls between the two.
+  const store = new LiveStore();
+  stopLive?.();
+  stopLive = startLive(api, store, () => showLogin('Your session has ended; sign in again.'));
   let role;
   try {
     role = (await api.session()).role;
   } catch (e) {
+    stopLive();
+    stopLive = null;
     if (e instanceof ApiError && e.status === 401) {
       // The server redirects a used or expired one-time link to /#login-expired.
       const expired = location.hash === '#login-expired';
@@ -43,9 +50,7 @@ async function boot(): Promise<void> {
     );
     return;
   }
-  const store = new LiveStore();
   const ctl = new Controller(api, store, role);
-  stopLive = startLive(api, store, () => showLogin('Your session has ended; sign in again.'));
   render(
     <ControllerContext.Provider value={ctl}>
       <App onLogout={() => void logout()} />

@@ -1,5 +1,5 @@
 import type { RefObject } from 'preact';
-import { useContext } from 'preact/hooks';
+import { useContext, useEffect, useRef, useState } from 'preact/hooks';
 import { ControllerContext } from '../controller';
 import { clock, count, percent, sigma, usd, words } from '../format';
 import { memo } from '../hooks';
@@ -50,7 +50,7 @@ export const AgentCard = memo(function AgentCard({ a, busy, canAct }: CardProps)
       {a.mcp_servers.length > 0 && <div class="mcp">{a.mcp_servers.join(' · ')}</div>}
       <Latest a={a} />
       {a.infection && a.status !== 'healthy' && a.status !== 'learning' && (
-        <div class="card-line">
+        <div class="card-line" title={`${sigma(a.infection.max_deviation)} ${a.infection.anomalies.map(words).join(', ')}${a.diagnosis ? ` → ${words(a.diagnosis.diagnosis)}` : ''}`}>
           <strong class={`sev sev-${a.infection.severity}`}>{sigma(a.infection.max_deviation)}</strong> {a.infection.anomalies.map(words).join(', ')}
           {a.diagnosis && (
             <span class="muted">
@@ -157,13 +157,91 @@ export function Filters({ filter, sort, types, models, shown, total, searchRef, 
   );
 }
 
+/** Card geometry shared with styles.css (.card height, .grid gap, minimum column width). */
+const CARD_H = 132;
+const GAP = 8;
+const MIN_COL_W = 250;
+const ROW_H = CARD_H + GAP;
+/** Rows rendered above and below the viewport, so fast scrolling does not show blanks. */
+const OVERSCAN_ROWS = 3;
+/** Below this many cards everything is rendered (browser find works, no geometry to track). */
+export const WINDOW_FROM = 120;
+
+interface Window {
+  cols: number;
+  firstRow: number;
+  lastRow: number;
+}
+
+/** Which rows of the grid intersect the viewport (plus overscan), from the grid's position on the page. */
+export function gridWindow(gridTop: number, gridWidth: number, viewportHeight: number): Window {
+  const cols = Math.max(1, Math.floor((gridWidth + GAP) / (MIN_COL_W + GAP)));
+  const firstRow = Math.max(0, Math.floor(-gridTop / ROW_H) - OVERSCAN_ROWS);
+  const lastRow = Math.max(firstRow, Math.ceil((viewportHeight - gridTop) / ROW_H) + OVERSCAN_ROWS);
+  return { cols, firstRow, lastRow };
+}
+
+/**
+ * The agent cards. Large fleets are windowed: only the rows near the viewport
+ * exist in the DOM (measured: rendering all 1,000 cards made the first load
+ * and every live update cost hundreds of milliseconds; see docs/BENCHMARKS.md).
+ */
 export function AgentGrid({ agents, busy, canAct }: { agents: AgentSummary[]; busy: Set<string>; canAct: boolean }) {
+  const ref = useRef<HTMLDivElement>(null);
+  const [win, setWin] = useState<Window>({ cols: 4, firstRow: 0, lastRow: 12 });
+  const windowed = agents.length >= WINDOW_FROM;
+  const frame = useRef(0);
+
+  const measure = () => {
+    frame.current = 0;
+    const el = ref.current;
+    if (!el) return;
+    const r = el.getBoundingClientRect();
+    const next = gridWindow(r.top, r.width, innerHeight);
+    setWin((w) => (w.cols === next.cols && w.firstRow === next.firstRow && w.lastRow === next.lastRow ? w : next));
+  };
+  const schedule = () => {
+    if (frame.current === 0) frame.current = requestAnimationFrame(measure);
+  };
+
+  useEffect(() => {
+    if (!windowed) return;
+    measure();
+    addEventListener('scroll', schedule, { passive: true });
+    addEventListener('resize', schedule);
+    return () => {
+      removeEventListener('scroll', schedule);
+      removeEventListener('resize', schedule);
+      cancelAnimationFrame(frame.current);
+      frame.current = 0;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [windowed]);
+  // Sections above the grid grow and shrink (pending approvals…): re-check the window after each render.
+  useEffect(() => {
+    if (windowed) schedule();
+  });
+
   if (agents.length === 0) return <p class="muted empty">No agent matches.</p>;
+  if (!windowed) {
+    return (
+      <div class="grid" data-list="agents" data-total={agents.length}>
+        {agents.map((a) => (
+          <AgentCard key={a.id} a={a} busy={busy.has(a.id)} canAct={canAct} />
+        ))}
+      </div>
+    );
+  }
+  const rows = Math.ceil(agents.length / win.cols);
+  const start = Math.min(agents.length, win.firstRow * win.cols);
+  const end = Math.min(agents.length, (win.lastRow + 1) * win.cols);
   return (
-    <div class="grid" data-list="agents">
-      {agents.map((a) => (
-        <AgentCard key={a.id} a={a} busy={busy.has(a.id)} canAct={canAct} />
-      ))}
+    <div ref={ref} class="grid-scroller" data-list="agents" data-total={agents.length} style={{ height: `${rows * ROW_H - GAP}px` }}>
+      <div class="grid" style={{ gridTemplateColumns: `repeat(${win.cols}, minmax(0, 1fr))`, transform: `translateY(${win.firstRow * ROW_H}px)` }}>
+        {agents.slice(start, end).map((a) => (
+          <AgentCard key={a.id} a={a} busy={busy.has(a.id)} canAct={canAct} />
+        ))}
+      </div>
     </div>
   );
 }
