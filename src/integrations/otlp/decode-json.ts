@@ -110,7 +110,9 @@ function readRequest(root: Json, limits: DecodeLimits): DecodedTraceExport {
     const resource: OtlpResource = {
       attributes: resourceRaw === undefined || resourceRaw === null ? new Map() : readAttributes(objectAt(resourceRaw, `${path}.resource`).attributes, `${path}.resource.attributes`, 0, limits),
     };
-    arrayAt(get(rs, 'scopeSpans', 'scope_spans'), `${path}.scopeSpans`).forEach((ssRaw, j) => {
+    // instrumentationLibrarySpans: the name before OTLP 0.19, the same layout as scopeSpans.
+    const scopes = [...arrayAt(get(rs, 'scopeSpans', 'scope_spans'), `${path}.scopeSpans`), ...arrayAt(get(rs, 'instrumentationLibrarySpans', 'instrumentation_library_spans'), `${path}.instrumentationLibrarySpans`)];
+    scopes.forEach((ssRaw, j) => {
       const ssPath = `${path}.scopeSpans[${j}]`;
       const ss = objectAt(ssRaw, ssPath);
       arrayAt(ss.spans, `${ssPath}.spans`).forEach((spanRaw, k) => {

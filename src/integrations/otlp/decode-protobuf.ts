@@ -70,7 +70,8 @@ function readResourceSpans(r: ProtobufReader, out: OtlpSpan[], limits: DecodeLim
     if (field === 1) {
       r.expect(wire, WIRE_LEN, 'resource');
       at('resource', () => readResource(r.message(), attributes, limits));
-    } else if (field === 2) {
+    } else if (field === 2 || field === 1000) {
+      // 1000: instrumentation_library_spans of OTLP before 0.19, the same layout as ScopeSpans.
       r.expect(wire, WIRE_LEN, 'scope_spans');
       const i = scopeIndex++;
       at(`scope_spans[${i}]`, () => readScopeSpans(r.message(), resource, out, limits));

@@ -68,6 +68,11 @@ describe('decodeJsonTraceRequest', () => {
     expect(s.resource.attributes.size).toBe(0);
   });
 
+  it('reads the pre-0.19 instrumentationLibrarySpans name like scopeSpans', () => {
+    const body = JSON.stringify({ resourceSpans: [{ instrumentationLibrarySpans: [{ spans: [{ name: 'old-sdk' }] }] }] });
+    expect(decodeJsonTraceRequest(body).spans.map((s) => s.name)).toEqual(['old-sdk']);
+  });
+
   it('ignores unknown fields and accepts an empty request', () => {
     expect(decodeJsonTraceRequest('{}').spans).toEqual([]);
     expect(decodeJsonTraceRequest('{"resourceSpans":[],"extra":1}').spans).toEqual([]);

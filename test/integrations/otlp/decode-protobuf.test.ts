@@ -114,6 +114,11 @@ describe('decodeProtobufTraceRequest on crafted payloads', () => {
     expect(spans[0].attributes.size).toBe(0);
   });
 
+  it('reads the pre-0.19 instrumentation_library_spans field (1000) like scope_spans', () => {
+    const body = Buffer.from(len(1, [...len(1000, len(2, spanMessage({ name: 'old-sdk' })))]));
+    expect(decodeProtobufTraceRequest(body).spans.map((s) => s.name)).toEqual(['old-sdk']);
+  });
+
   it('an empty body is an export with no spans', () => {
     expect(decodeProtobufTraceRequest(Buffer.alloc(0)).spans).toEqual([]);
   });
