@@ -29,10 +29,12 @@ interface CardProps {
   a: AgentSummary;
   busy: boolean;
   canAct: boolean;
+  /** Part of an open fleet incident (provider trouble): deviating, deliberately not quarantined. */
+  inIncident: boolean;
 }
 
 /** One agent. Memoised: re-renders only when its summary object or busy flag changes. */
-export const AgentCard = memo(function AgentCard({ a, busy, canAct }: CardProps) {
+export const AgentCard = memo(function AgentCard({ a, busy, canAct, inIncident }: CardProps) {
   const ctl = useContext(ControllerContext);
   const href = `#/agents/${encodeURIComponent(a.id)}`;
   return (
@@ -46,6 +48,11 @@ export const AgentCard = memo(function AgentCard({ a, busy, canAct }: CardProps)
       <div class="card-meta">
         {a.type} · {a.model}
         {a.source === 'external' && <span class="tag">external</span>}
+        {inIncident && (
+          <span class="tag incident" title="Part of an open provider incident: not quarantined">
+            incident
+          </span>
+        )}
       </div>
       {a.mcp_servers.length > 0 && <div class="mcp">{a.mcp_servers.join(' · ')}</div>}
       <Latest a={a} />
@@ -186,7 +193,15 @@ export function gridWindow(gridTop: number, gridWidth: number, viewportHeight: n
  * exist in the DOM (measured: rendering all 1,000 cards made the first load
  * and every live update cost hundreds of milliseconds; see docs/BENCHMARKS.md).
  */
-export function AgentGrid({ agents, busy, canAct }: { agents: AgentSummary[]; busy: Set<string>; canAct: boolean }) {
+interface GridProps {
+  agents: AgentSummary[];
+  busy: Set<string>;
+  canAct: boolean;
+  /** Agents of open fleet incidents. */
+  incidentAgents: Set<string>;
+}
+
+export function AgentGrid({ agents, busy, canAct, incidentAgents }: GridProps) {
   const ref = useRef<HTMLDivElement>(null);
   const [win, setWin] = useState<Window>({ cols: 4, firstRow: 0, lastRow: 12 });
   const windowed = agents.length >= WINDOW_FROM;
@@ -227,7 +242,7 @@ export function AgentGrid({ agents, busy, canAct }: { agents: AgentSummary[]; bu
     return (
       <div class="grid" data-list="agents" data-total={agents.length}>
         {agents.map((a) => (
-          <AgentCard key={a.id} a={a} busy={busy.has(a.id)} canAct={canAct} />
+          <AgentCard key={a.id} a={a} busy={busy.has(a.id)} canAct={canAct} inIncident={incidentAgents.has(a.id)} />
         ))}
       </div>
     );
@@ -239,7 +254,7 @@ export function AgentGrid({ agents, busy, canAct }: { agents: AgentSummary[]; bu
     <div ref={ref} class="grid-scroller" data-list="agents" data-total={agents.length} style={{ height: `${rows * ROW_H - GAP}px` }}>
       <div class="grid" style={{ gridTemplateColumns: `repeat(${win.cols}, minmax(0, 1fr))`, transform: `translateY(${win.firstRow * ROW_H}px)` }}>
         {agents.slice(start, end).map((a) => (
-          <AgentCard key={a.id} a={a} busy={busy.has(a.id)} canAct={canAct} />
+          <AgentCard key={a.id} a={a} busy={busy.has(a.id)} canAct={canAct} inIncident={incidentAgents.has(a.id)} />
         ))}
       </div>
     </div>

@@ -83,6 +83,7 @@ export function App({ onLogout }: { onLogout: () => void }) {
   const models = useMemo(() => distinct(agents, (a) => a.model), [agents]);
   const shown = useMemo(() => visibleAgents(agents, filter, sort), [agents, filter, sort]);
   const incidents = useMemo(() => openIncidents(state.incidents), [state.incidents]);
+  const incidentAgents = useMemo(() => new Set(incidents.flatMap((i) => i.agents)), [incidents]);
   const canAct = ctl.canAct;
   const busy = ctl.busy;
 
@@ -158,7 +159,7 @@ export function App({ onLogout }: { onLogout: () => void }) {
               onChange={setFilter}
               onSort={setSort}
             />
-            <AgentGrid agents={shown} busy={busy} canAct={canAct} />
+            <AgentGrid agents={shown} busy={busy} canAct={canAct} incidentAgents={incidentAgents} />
           </Section>
           <div class="two">
             <Section id="timeline" title="Recent healing actions" badge={state.healings.length}>
