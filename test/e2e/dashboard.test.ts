@@ -72,6 +72,18 @@ describe('dashboard in headless Chromium against `immune demo`', () => {
     }
   });
 
+  it('takes "wrong diagnosis, it was X" feedback in the detail view and reorders the hypotheses', async () => {
+    await page.locator(`[data-list="pending"] > li[data-agent="${approvedId}"] a.agent-link`).click();
+    const drawer = page.locator(`[data-detail="${approvedId}"]`);
+    await drawer.locator('select[aria-label="Actual diagnosis"]').selectOption('memory_corruption');
+    await drawer.locator('input[aria-label="Note"]').fill('e2e: it was the memory');
+    await drawer.locator('button', { hasText: 'Send feedback' }).click();
+    await expect.poll(() => drawer.locator('.hypotheses li').first().textContent(), { timeout: 5000 }).toContain('memory corruption');
+    await timeline(approvedId, 'feedback').waitFor({ timeout: 5000 });
+    await page.keyboard.press('Escape');
+    await drawer.waitFor({ state: 'detached', timeout: 5000 });
+  });
+
   it('approves one and the healing shows up in the timeline, triggered "after approval"', async () => {
     await page.locator(`[data-list="pending"] > li[data-agent="${approvedId}"] button`, { hasText: 'Approve' }).click();
     await timeline(approvedId, 'approved').waitFor({ timeout: 5000 });
@@ -126,6 +138,16 @@ describe('dashboard in headless Chromium against `immune demo`', () => {
     expect(colours.red).toBeGreaterThan(20);
     expect(colours.green).toBeGreaterThan(100);
     await page.screenshot({ path: artifactPath('dashboard-detail.png') });
+
+    // Manual containment from the detail view, with the reason kept in the audit trail.
+    await drawer.locator('input[aria-label="Reason"]').fill('e2e: maintenance window');
+    await drawer.locator('button', { hasText: /^Quarantine$/ }).click();
+    await drawer.locator('.badge.st-quarantined').waitFor({ timeout: 3000 });
+    expect(await timeline(approvedId, 'quarantined').first().textContent()).toContain('e2e: maintenance window');
+    await drawer.locator('button', { hasText: /^Release$/ }).click();
+    await drawer.locator('.badge.st-healthy').waitFor({ timeout: 3000 });
+    expect(await card(approvedId).getAttribute('data-status')).toBe('healthy');
+
     await page.keyboard.press('Escape');
     await drawer.waitFor({ state: 'detached', timeout: 5000 });
   });
