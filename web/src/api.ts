@@ -49,8 +49,9 @@ export class Api {
     return readJson<T>(res);
   }
 
-  async session(): Promise<Session> {
-    const s = await this.get<Session>('/api/v1/session');
+  /** Who is logged in; `pending` is a request already in flight (started by index.html). */
+  async session(pending?: Promise<Response>): Promise<Session> {
+    const s = pending ? await readJson<Session>(await pending) : await this.get<Session>('/api/v1/session');
     this.csrf = s.csrf_token;
     return s;
   }

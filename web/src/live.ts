@@ -110,6 +110,7 @@ interface EarlyBoot {
   /** The stream messages received so far; afterwards the queue stops collecting. */
   take(): Event[];
   overview: Promise<Response>;
+  session: Promise<Response>;
 }
 
 declare global {
@@ -118,8 +119,8 @@ declare global {
   }
 }
 
-/** Hands over the early stream and request once; later boots (after a login) start their own. */
-function adoptEarlyBoot(): EarlyBoot | undefined {
+/** Hands over the early stream and requests once; later boots (after a login) start their own. */
+export function adoptEarlyBoot(): EarlyBoot | undefined {
   const early = window.__immuneBoot;
   window.__immuneBoot = undefined;
   return early;
@@ -132,7 +133,7 @@ function adoptEarlyBoot(): EarlyBoot | undefined {
  * On a reconnect the overview is reloaded: the stream may have moved past its
  * replay window.
  */
-export function startLive(api: Api, store: LiveStore, onUnauthorized: () => void): () => void {
+export function startLive(api: Api, store: LiveStore, onUnauthorized: () => void, early?: EarlyBoot): () => void {
   let es: EventSource | null = null;
   let hellos = 0;
   let stopped = false;
@@ -196,7 +197,6 @@ export function startLive(api: Api, store: LiveStore, onUnauthorized: () => void
     attach(es);
   };
 
-  const early = adoptEarlyBoot();
   if (early) {
     es = early.es;
     attach(es);

@@ -3,7 +3,7 @@ import { Api, ApiError } from './api';
 import { App } from './components/app';
 import { Login } from './components/login';
 import { Controller, ControllerContext } from './controller';
-import { LiveStore, startLive } from './live';
+import { adoptEarlyBoot, LiveStore, startLive } from './live';
 import './styles.css';
 
 const root = document.getElementById('app')!;
@@ -29,10 +29,11 @@ async function boot(): Promise<void> {
   // stream is open before the overview is computed, so no change falls between the two.
   const store = new LiveStore();
   stopLive?.();
-  stopLive = startLive(api, store, () => showLogin('Your session has ended; sign in again.'));
+  const early = adoptEarlyBoot();
+  stopLive = startLive(api, store, () => showLogin('Your session has ended; sign in again.'), early);
   let role;
   try {
-    role = (await api.session()).role;
+    role = (await api.session(early?.session)).role;
   } catch (e) {
     stopLive();
     stopLive = null;
