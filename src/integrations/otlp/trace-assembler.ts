@@ -103,8 +103,9 @@ function hasPending(t: TraceState): boolean {
   return t.pendingAgents > 0 || t.calls.length > 0;
 }
 
-function needsSettling(t: TraceState, nowMs: number): boolean {
-  if (t.changed && t.calls.length > 0) return true;
+/** Whether settling could change anything: something is due, or (when `onChange`) a span arrived that may complete a waiting call's chain. */
+function needsSettling(t: TraceState, nowMs: number, onChange: boolean): boolean {
+  if (onChange && t.changed && t.calls.length > 0) return true;
   for (const a of t.agents.values()) if (!a.emitted && a.dueMs <= nowMs) return true;
   for (const c of t.calls) if (c.checkAtMs <= nowMs) return true;
   return false;
@@ -171,15 +172,23 @@ export class TraceAssembler {
 
   /** Emits every unit whose grace period has ended, forgets traces idle past retainMs, and returns what was produced since the last call. */
   flush(nowMs: number): AssemblyOutput {
-    for (const [id, t] of this.active) {
-      this.settle(t, nowMs, false);
-      if (!hasPending(t)) {
-        this.active.delete(id);
-        this.done.set(id, t);
-      }
-    }
+    for (const [id, t] of this.active) this.settleActive(id, t, nowMs, true);
     for (const [id, t] of this.done) {
       if (t.lastSeenMs + this.limits.retainMs <= nowMs) this.forget(id, t);
+    }
+    return this.drain();
+  }
+
+  /**
+   * Emits what is due in the given traces only (those one export touched) plus
+   * anything a cap pushed out. The receiver calls it per export: unlike flush it
+   * does not scan every trace, and it does not re-walk waiting chains on each new
+   * span (flush does that once per tick).
+   */
+  flushTraces(traceIds: Iterable<string>, nowMs: number): AssemblyOutput {
+    for (const id of traceIds) {
+      const t = this.active.get(id);
+      if (t !== undefined) this.settleActive(id, t, nowMs, false);
     }
     return this.drain();
   }
@@ -189,6 +198,15 @@ export class TraceAssembler {
     for (const t of this.active.values()) this.settle(t, nowMs, true);
     for (const [id, t] of [...this.active, ...this.done]) this.forget(id, t);
     return this.drain();
+  }
+
+  private settleActive(id: string, t: TraceState, nowMs: number, onChange: boolean): void {
+    if (!needsSettling(t, nowMs, onChange)) return;
+    this.settle(t, nowMs, false);
+    if (!hasPending(t)) {
+      this.active.delete(id);
+      this.done.set(id, t);
+    }
   }
 
   private drain(): AssemblyOutput {
@@ -257,7 +275,6 @@ export class TraceAssembler {
    * evicted if it was still waiting for its agent.
    */
   private settle(t: TraceState, nowMs: number, force: boolean): void {
-    if (!force && !needsSettling(t, nowMs)) return;
     t.changed = false;
     const owners = t.calls.map((c) => this.ownerOf(t, c.span));
     const claimed = new Set<HeldCall>();

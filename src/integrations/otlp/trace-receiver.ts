@@ -133,7 +133,7 @@ export class OtlpTraceReceiver {
       this.counters.spans_skipped[r] += skipped[r];
       rejected += skipped[r];
     }
-    this.emit(this.assembler.flush(now), now);
+    this.emit(this.assembler.flushTraces(new Set(request.spans.map((s) => s.traceId)), now), now);
     const detail = SPAN_SKIP_REASONS.filter((r) => skipped[r] > 0).map((r) => `${skipped[r]} ${r}`);
     return { spans: request.spans.length, rejectedSpans: rejected, errorMessage: rejected === 0 ? '' : `${rejected} of ${request.spans.length} spans skipped: ${detail.join(', ')}` };
   }

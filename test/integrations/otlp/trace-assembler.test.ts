@@ -164,7 +164,7 @@ describe('TraceAssembler: forming invocations', () => {
 });
 
 describe('TraceAssembler: memory bounds', () => {
-  const trace = (n: number) => n.toString(16).padStart(32, 'a');
+  const trace = (n: number) => `f${n.toString(16).padStart(31, '0')}`;
 
   it('at maxTraces, evicts the oldest pending trace early and counts it', () => {
     const a = make({ maxTraces: 2 });
