@@ -59,7 +59,7 @@ describe('dashboard in headless Chromium against `immune demo`', () => {
 
   it('shows severe infections in pending approvals with σ, anomalies and diagnosis', async () => {
     const pending = page.locator('[data-list="pending"] > li');
-    await expect.poll(() => pending.count(), { timeout: 45_000, intervals: [250] }).toBeGreaterThanOrEqual(2);
+    await expect.poll(() => pending.count(), { timeout: 45_000, interval: 250 }).toBeGreaterThanOrEqual(2);
     const ids = await pending.evaluateAll((els) => els.map((e) => e.getAttribute('data-agent')!));
     [approvedId, rejectedId] = ids;
     for (const id of ids) {

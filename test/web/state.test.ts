@@ -14,8 +14,8 @@ import {
   TIMELINE_LIMIT,
   visibleAgents,
   type DashboardState,
-} from '../../web/src/state';
-import type { AgentSummary, ImmuneEvent, Overview, Status } from '../../web/src/types';
+} from '../../web/src/state.js';
+import type { AgentSummary, ImmuneEvent, Overview, Status } from '../../web/src/types.js';
 
 function agent(id: string, status: Status = 'healthy', extra: Partial<AgentSummary> = {}): AgentSummary {
   return {
