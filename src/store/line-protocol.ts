@@ -16,7 +16,7 @@ export interface Point {
 
 /** Measurements escape commas and spaces. */
 function escMeasurement(s: string): string {
-  return s.replace(/[\\,\s]/g, (c) => '\\' + c);
+  return /[\\,\s]/.test(s) ? s.replace(/[\\,\s]/g, (c) => '\\' + c) : s;
 }
 
 /**
@@ -24,13 +24,27 @@ function escMeasurement(s: string): string {
  * A newline cannot be represented in a tag at all, so callers only tag
  * values from restricted alphabets (agent and run ids, our own type names).
  */
+const KEY_SPECIAL = /[,= \\\n\r]/;
 function escKey(s: string): string {
+  if (!KEY_SPECIAL.test(s)) return s; // the common case: ids and names with nothing to escape
   if (/[\n\r]/.test(s)) throw new Error(`line protocol: a tag or key cannot contain a newline: ${JSON.stringify(s)}`);
   return s.replace(/[,= \\]/g, (c) => '\\' + c);
 }
 
+/** Field keys repeat on every point: escape each once. */
+const keyCache = new Map<string, string>();
+function fieldKey(k: string): string {
+  let e = keyCache.get(k);
+  if (e === undefined) {
+    e = escKey(k);
+    if (keyCache.size < 10_000) keyCache.set(k, e);
+  }
+  return e;
+}
+
 /** String field values are double-quoted; only the quote and the backslash are escaped (newlines are allowed inside quotes). */
 function escString(s: string): string {
+  if (!s.includes('"') && !s.includes('\\')) return '"' + s + '"';
   return '"' + s.replace(/[\\"]/g, (c) => '\\' + c) + '"';
 }
 
@@ -49,15 +63,21 @@ function fieldValue(v: FieldValue): string {
 /** One point as a line (no trailing newline). Empty tag values are omitted, null fields skipped. */
 export function encodePoint(p: Point): string {
   let line = escMeasurement(p.measurement);
-  for (const k of Object.keys(p.tags).sort()) {
+  // Tags sorted by key: InfluxDB's recommended order (faster series lookup on write).
+  const tagKeys = Object.keys(p.tags);
+  if (tagKeys.length > 1) tagKeys.sort();
+  for (const k of tagKeys) {
     const v = p.tags[k];
-    if (v !== '') line += `,${escKey(k)}=${escKey(v)}`;
+    if (v !== '') line += ',' + fieldKey(k) + '=' + escKey(v);
   }
-  const fields: string[] = [];
-  for (const [k, v] of Object.entries(p.fields)) if (v !== null && v !== undefined) fields.push(`${escKey(k)}=${fieldValue(v)}`);
-  if (fields.length === 0) throw new Error(`line protocol: point in ${p.measurement} has no fields`);
+  let fields = '';
+  for (const k in p.fields) {
+    const v = p.fields[k];
+    if (v !== null && v !== undefined) fields += (fields === '' ? '' : ',') + fieldKey(k) + '=' + fieldValue(v);
+  }
+  if (fields === '') throw new Error(`line protocol: point in ${p.measurement} has no fields`);
   if (!Number.isSafeInteger(p.timeUs)) throw new Error(`line protocol: bad timestamp ${p.timeUs}`);
-  return `${line} ${fields.join(',')} ${p.timeUs}`;
+  return line + ' ' + fields + ' ' + p.timeUs;
 }
 
 /** An InfluxQL string literal: single quotes, with backslash and quote escaped. */

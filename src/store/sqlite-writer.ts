@@ -32,7 +32,7 @@ const w = writer(db, () => Date.now() / 1000);
 const commit = db.transaction((ops: WriteOp[]) => w.apply(ops));
 
 let writes: Array<Extract<WriterRequest, { t: 'write' }>> = [];
-const prunes: Array<Extract<WriterRequest, { t: 'prune' }> & { deleted: number }> = [];
+const prunes: Array<Extract<WriterRequest, { t: 'prune' }> & { deleted: number; cursor: number }> = [];
 let scheduled = false;
 let closing: Extract<WriterRequest, { t: 'close' }> | null = null;
 
@@ -72,12 +72,12 @@ function step(): void {
   const p = prunes[0];
   if (p) {
     try {
-      const n = w.prune(p.olderThan, p.chunk);
-      p.deleted += n;
-      if (n < p.chunk) {
+      const step = db.transaction(() => w.prune(p.olderThan, p.cursor, p.chunk))();
+      p.deleted += step.deleted;
+      if (step.cursor === null) {
         prunes.shift();
         reply({ t: 'ack', id: p.id, n: p.deleted });
-      }
+      } else p.cursor = step.cursor;
     } catch (err) {
       prunes.shift();
       fail(p.id, err);
@@ -100,7 +100,7 @@ function schedule(): void {
 
 port.on('message', (m: WriterRequest) => {
   if (m.t === 'write') writes.push(m);
-  else if (m.t === 'prune') prunes.push({ ...m, deleted: 0 });
+  else if (m.t === 'prune') prunes.push({ ...m, deleted: 0, cursor: 0 });
   else closing = m;
   schedule();
 });

@@ -92,7 +92,8 @@ export class SqliteStore implements Store {
       this.db = this.openFile();
     }
     this.closed = false;
-    await this.startWorker();
+    // Not awaited: reads work without the writer, so a restart is not held up by the worker booting; writes wait for it.
+    this.startWorker().catch((err: unknown) => this.opts.log?.error({ err }, 'sqlite writer could not start'));
   }
 
   private openFile(): Database.Database {
@@ -217,7 +218,9 @@ export class SqliteStore implements Store {
     const cutoff = opts.windowSeconds === undefined ? -Infinity : (opts.now ?? this.now()) - opts.windowSeconds;
     const rows = this.read('recent vitals', (db) =>
       db
-        .prepare<[number, string, number, number], VitalsRow>('SELECT * FROM vitals WHERE run = ? AND agent_id = ? AND ts >= ? ORDER BY ts DESC, id DESC LIMIT ?')
+        .prepare<[number, string, number, number], VitalsRow>(
+          'SELECT s.agent_id, v.* FROM series s JOIN vitals v ON v.series = s.id WHERE s.run = ? AND s.agent_id = ? AND v.ts >= ? ORDER BY v.ts DESC, v.id DESC LIMIT ?',
+        )
         .all(run, agentId, cutoff, opts.limit ?? -1),
     );
     return rows.reverse().map(rowToVitals);
@@ -226,16 +229,11 @@ export class SqliteStore implements Store {
   async latestVitals(runId: string): Promise<Vitals[]> {
     const run = this.runKey(runId);
     if (run === null) return [];
-    // Skip-scan the agent index: one seek per agent instead of reading every row of the run.
+    // One index seek per agent of the run.
     const rows = this.read('latest vitals', (db) =>
       db
-        .prepare<[{ run: number }], VitalsRow>(
-          `WITH RECURSIVE a(id) AS (
-             SELECT (SELECT min(agent_id) FROM vitals WHERE run = @run)
-             UNION ALL SELECT (SELECT min(agent_id) FROM vitals WHERE run = @run AND agent_id > a.id) FROM a WHERE a.id IS NOT NULL)
-           SELECT v.* FROM a JOIN vitals v ON v.id = (SELECT id FROM vitals WHERE run = @run AND agent_id = a.id ORDER BY ts DESC, id DESC LIMIT 1)`,
-        )
-        .all({ run }),
+        .prepare<[number], VitalsRow>('SELECT s.agent_id, v.* FROM series s JOIN vitals v ON v.id = (SELECT id FROM vitals WHERE series = s.id ORDER BY ts DESC, id DESC LIMIT 1) WHERE s.run = ?')
+        .all(run),
     );
     return rows.map(rowToVitals);
   }
@@ -245,8 +243,8 @@ export class SqliteStore implements Store {
     if (run === null) return 0;
     return this.read('vitals count', (db) =>
       agentId === undefined
-        ? db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM vitals WHERE run = ?').get(run)!.n
-        : db.prepare<[number, string], { n: number }>('SELECT count(*) AS n FROM vitals WHERE run = ? AND agent_id = ?').get(run, agentId)!.n,
+        ? db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM series s JOIN vitals v ON v.series = s.id WHERE s.run = ?').get(run)!.n
+        : db.prepare<[number, string], { n: number }>('SELECT count(*) AS n FROM series s JOIN vitals v ON v.series = s.id WHERE s.run = ? AND s.agent_id = ?').get(run, agentId)!.n,
     );
   }
 
