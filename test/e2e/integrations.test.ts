@@ -115,7 +115,7 @@ interface PyAgent {
 }
 
 function startPythonAgent(): PyAgent {
-  const child = spawn('python3', ['-c', PYTHON_AGENT], {
+  const child = spawn('python3', ['-S', '-c', PYTHON_AGENT], {
     env: { ...process.env, PYTHONPATH: SDK_PY, PYTHONDONTWRITEBYTECODE: '1', AGENT_ID: PY_AGENT, BASE: immune.url, KEY: INGEST_KEY },
     stdio: ['pipe', 'pipe', 'pipe'],
   });

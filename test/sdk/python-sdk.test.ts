@@ -6,9 +6,10 @@ import { INGEST_KEY, startProduct } from '../support/product.js';
 import { startScriptedServer, type ScriptedHandler } from '../support/scripted-http.js';
 
 /*
- * sdk/python/immune_sdk.py run by the machine's python3 (standard library
- * only) in a child process: against the real control plane for the contract,
- * and against a scripted loopback server for outages and refusals.
+ * sdk/python/immune_sdk.py run by the machine's python3 in a child process
+ * with -S (no site-packages: proof that it needs the standard library only):
+ * against the real control plane for the contract, and against a scripted
+ * loopback server for outages and refusals.
  */
 
 const SDK_DIR = fileURLToPath(new URL('../../sdk/python/', import.meta.url));
@@ -39,7 +40,7 @@ interface PyRun {
 
 function python(body: string, env: Record<string, string> = {}, timeoutMs = 30_000): Promise<PyRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-c', PRELUDE + body], { env: { ...process.env, PYTHONPATH: SDK_DIR, PYTHONDONTWRITEBYTECODE: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('python3', ['-S', '-c', PRELUDE + body], { env: { ...process.env, PYTHONPATH: SDK_DIR, PYTHONDONTWRITEBYTECODE: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
