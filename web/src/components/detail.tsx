@@ -256,7 +256,11 @@ export function AgentDetailView({ id, onClose }: { id: string; onClose: () => vo
   const samples = useMemo(() => (detail ? [...detail.recent_vitals, ...extra].slice(-200) : []), [detail, extra]);
   const xs = useMemo(() => samples.map((v) => v.timestamp), [samples]);
   const agent = live ?? detail?.agent ?? null;
-  const markers = useMemo(() => markersOf(detail?.history ?? [], agent), [detail, agent?.infection]);
+  const infectionTs = agent?.infection?.timestamp;
+  // Keyed on values, not on the summary object the stream replaces every second: charts redraw only when something moved.
+  // eslint-disable-next-line react-hooks/exhaustive-deps
+  const markers = useMemo(() => markersOf(detail?.history ?? [], agent), [detail, infectionTs]);
+  const bands = useMemo(() => VITALS.map((s) => bandOf(detail?.baseline?.[s.key])), [detail]);
   const series = useMemo(() => VITALS.map((s) => samples.map(s.read)), [samples]);
 
   return (
@@ -298,7 +302,7 @@ export function AgentDetailView({ id, onClose }: { id: string; onClose: () => vo
                   title={s.title}
                   xs={xs}
                   ys={series[i]}
-                  band={bandOf(detail.baseline?.[s.key])}
+                  band={bands[i]}
                   markers={markers}
                   format={s.format}
                   minTop={s.minTop}
