@@ -14,6 +14,7 @@ const OUTAGE = 4;
 const id = (i: number) => `ext-${String(i).padStart(3, '0')}`;
 
 let proc: ImmuneProcess;
+const timeline = (agent: string, kind: string) => page.locator(`[data-list="timeline"] li[data-agent="${agent}"][data-kind="${kind}"]`);
 let browser: Browser;
 let page: Page;
 
@@ -95,5 +96,44 @@ describe('dashboard with a fleet of external agents', () => {
     expect(statuses).toEqual(Array(OUTAGE).fill('healthy'));
     expect(await page.locator('[data-list="agents"] [data-agent] .tag.incident').count()).toBe(OUTAGE);
     await page.screenshot({ path: artifactPath('dashboard-fleet-incident.png') });
+  });
+
+  it('bulk actions: Approve all, then Reject all and Heal all', async () => {
+    await page.locator('button', { hasText: 'Clear filters' }).click();
+    const t0 = Date.now() / 1000 - 100;
+    const bulk = (i: number) => `bulk-${i}`;
+    /** A task of bulk agent i: each on its own provider (no fleet correlation); sick = tokens and tool calls ×10. */
+    const task = (i: number, ts: number, k: number, sick: boolean) => ({
+      ...vitals(1000 + i, ts, k),
+      agent_id: bulk(i),
+      model: `bulk-model-${i}`,
+      provider: `bulk-provider-${i}`,
+      output_tokens: (200 + (k % 4) * 9) * (sick ? 10 : 1),
+      tool_calls: (2 + (k % 2)) * (sick ? 10 : 1),
+    });
+    const normal: object[] = [];
+    for (let k = 0; k < 30; k++) for (let i = 0; i < 4; i++) normal.push(task(i, t0 + k * 2 + i * 0.001, k, false));
+    await ingest(normal);
+    const sicken = async (ids: number[]) => {
+      const recs: object[] = [];
+      for (let k = 0; k < 8; k++) for (const i of ids) recs.push(task(i, t0 + 70 + k + i * 0.001, k, true));
+      await ingest(recs);
+    };
+    const pendingIds = () => page.locator('[data-list="pending"] > li').evaluateAll((els) => els.map((e) => e.getAttribute('data-agent')).sort());
+    const rejectedIds = () => page.locator('[data-list="rejected"] > li').evaluateAll((els) => els.map((e) => e.getAttribute('data-agent')).sort());
+
+    await sicken([0, 1]);
+    await expect.poll(pendingIds, { timeout: 10_000 }).toEqual([bulk(0), bulk(1)]);
+    await page.locator('button', { hasText: 'Approve all' }).click();
+    await expect.poll(pendingIds, { timeout: 5000 }).toEqual([]);
+    for (const i of [0, 1]) await timeline(bulk(i), 'approved').waitFor({ timeout: 5000 });
+
+    await sicken([2, 3]);
+    await expect.poll(pendingIds, { timeout: 10_000 }).toEqual([bulk(2), bulk(3)]);
+    await page.locator('button', { hasText: 'Reject all' }).click();
+    await expect.poll(rejectedIds, { timeout: 5000 }).toEqual([bulk(2), bulk(3)]);
+    await page.locator('button', { hasText: 'Heal all' }).click();
+    await expect.poll(rejectedIds, { timeout: 5000 }).toEqual([]);
+    for (const i of [2, 3]) await timeline(bulk(i), 'heal_now').waitFor({ timeout: 5000 });
   });
 });
