@@ -61,6 +61,25 @@ async function historyOf(id: string): Promise<Array<{ type: string; actor: strin
   return (await op('GET', `/api/v1/agents/${id}`)).history;
 }
 
+/** What happened to each agent, for failure messages: its audit trail and what the agents saw. */
+async function story(extra: Record<string, unknown>): Promise<string> {
+  const lines: string[] = [];
+  for (const id of AGENTS) {
+    const h = await historyOf(id).catch(() => []);
+    lines.push(`${id}: ${[...h].reverse().map((e: any) => `${e.type}${e.action ? `(${e.action})` : ''}${e.type === 'infection_detected' ? `(${e.infection.anomalies.join('+')} ${e.infection.max_deviation.toFixed(1)}σ → ${e.diagnosis.hypotheses[0].diagnosis})` : ''}`).join(' → ')}`);
+  }
+  return `${lines.join('\n')}\n${JSON.stringify(extra)}`;
+}
+
+/** until(), with the story of every agent when it times out. */
+async function waitFor(cond: () => Promise<boolean>, what: string, timeoutMs: number, extra: () => Record<string, unknown>): Promise<void> {
+  try {
+    await until(cond, what, timeoutMs);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${await story(extra())}`);
+  }
+}
+
 // ───────────────────────────── Python agent ─────────────────────────────
 
 /** A research agent whose context bloats (memory corruption): input tokens ×8 and every other task fails. Cured by clearing memory. */
@@ -136,13 +155,17 @@ function startPythonAgent(): PyAgent {
 
 // ───────────────────────────── TypeScript + openai agent ─────────────────────────────
 
-/** A support agent on the openai client. Its fault: runaway generation (completions ×10). Cured by capping max_tokens (reduce_autonomy) or a reset. */
+/**
+ * A support agent on the openai client. Its fault: its sampling settings drift to temperature 1.9 and the
+ * model rambles (completions ×10, see the fake server below). Cured by bounding generation again
+ * (reduce_autonomy: temperature 0.3 and a max_tokens guard) or by a reset; other actions do not help.
+ */
 class OpenAIAgent {
   readonly reporter: ImmuneReporter;
   readonly client: OpenAI;
   readonly directives: Array<{ action: string; cured: boolean }> = [];
   private maxTokens: number | undefined;
-  runaway = false;
+  temperature = 0.3;
   private stopped = false;
   private loop: Promise<void> | null = null;
 
@@ -162,10 +185,14 @@ class OpenAIAgent {
   }
 
   private apply(d: Directive): string {
-    const cured = this.runaway && (d.action === 'reduce_autonomy' || d.action === 'reset_agent');
-    if (d.action === 'reduce_autonomy' || d.action === 'reset_agent') this.maxTokens = 420;
+    const bounds = d.action === 'reduce_autonomy' || d.action === 'reset_agent';
+    const cured = bounds && this.temperature > 1;
+    if (bounds) {
+      this.temperature = 0.3;
+      this.maxTokens = 1000;
+    }
     this.directives.push({ action: d.action, cured });
-    return cured ? 'max_tokens capped at 420' : `${d.action} applied; generation is still unbounded`;
+    return cured ? 'generation bounded: temperature 0.3, max_tokens 1000' : `${d.action} applied; generation is still unbounded`;
   }
 
   start(): void {
@@ -181,6 +208,7 @@ class OpenAIAgent {
             { role: 'system', content: 'You answer customer questions about billing.' },
             { role: 'user', content: 'Why was I charged twice?' },
           ],
+          temperature: this.temperature,
           ...(this.maxTokens ? { max_tokens: this.maxTokens } : {}),
         });
         await sleep(30);
@@ -337,10 +365,11 @@ afterAll(async () => {
 describe('agent integrations end to end against `immune serve`', () => {
   it('a Python SDK agent, an openai-helper agent and an OpenTelemetry agent are each quarantined, healed by their directive and released by probation', async () => {
     const rnd = seededRandom(5);
-    fake.behave(() => ({
+    // The fake model rambles at high temperature.
+    fake.behave((params) => ({
       model: 'gpt-4o-mini-2024-07-18',
       prompt_tokens: Math.round(800 * rnd.logNormal(0.1)),
-      completion_tokens: Math.round(380 * rnd.logNormal(0.1) * (ts.runaway ? 10 : 1)),
+      completion_tokens: Math.round(380 * rnd.logNormal(0.1) * (Number(params.temperature ?? 1) > 1.5 ? 10 : 1)),
       tool_calls: [],
     }));
     const py = startPythonAgent();
@@ -376,45 +405,49 @@ describe('agent integrations end to end against `immune serve`', () => {
       otel.start();
 
       // 1. Each learns its baseline.
-      await until(async () => (await Promise.all(AGENTS.map(statusOf))).every((s) => s === 'healthy'), `all three agents to be healthy (python output: ${py.output()})`, 40_000);
+      const seen = () => ({ python: py.output().slice(-2000), ts: ts.directives, otel: otel.directives, approvals });
+      await waitFor(async () => (await Promise.all(AGENTS.map(statusOf))).every((s) => s === 'healthy'), 'all three agents to be healthy', 40_000, seen);
       await until(() => AGENTS.every((id) => live.has(id)), 'every agent with live vitals on the SSE stream', 5000);
 
       // 2. A fault in each.
       py.send('fault');
-      ts.runaway = true;
+      ts.temperature = 1.9;
       otel.looping = true;
 
       // 3. Quarantined (and approved by the operator), directive applied, probation passed.
-      await until(
+      await waitFor(
         async () => {
           const h = await Promise.all(AGENTS.map(historyOf));
           return h.every((events) => events.some((e) => e.type === 'infection_detected') && events.some((e) => e.type === 'probation_passed'));
         },
-        `each agent to be detected and healed (python output: ${py.output()})`,
+        'each agent to be detected and healed',
         60_000,
+        seen,
       );
-      expect(await Promise.all(AGENTS.map(statusOf))).toEqual(['healthy', 'healthy', 'healthy']);
+      const final = await Promise.all(AGENTS.map(statusOf));
+      if (final.some((st) => st !== 'healthy')) throw new Error(`not all healthy: ${final.join(', ')}\n${await story(seen())}`);
+      const told = await story(seen());
 
       // Python: the directive came through the SDK, was applied by the agent's own cure and acknowledged.
       const pyDirectives = py.events.filter((e) => e.event === 'directive');
-      expect(pyDirectives.at(-1)).toMatchObject({ cured: true });
+      expect(pyDirectives.at(-1), told).toMatchObject({ cured: true });
       expect(['reset_memory', 'reset_agent']).toContain(pyDirectives.at(-1)!.action);
       expect(py.events.some((e) => e.event === 'status' && ['quarantined', 'pending_approval', 'healing'].includes(e.status))).toBe(true);
       const pyHistory = await historyOf(PY_AGENT);
       expect(pyHistory.find((e) => e.type === 'action_applied' && e.detail === 'context cleared')?.actor).toBe('agent');
 
-      // TypeScript + openai: the helper reported the runaway completions; the agent's cure capped them.
-      expect(ts.directives.at(-1)).toMatchObject({ cured: true });
+      // TypeScript + openai: the helper reported the runaway completions; the agent's cure bounded them.
+      expect(ts.directives.at(-1), told).toMatchObject({ cured: true });
       const tsHistory = await historyOf(TS_AGENT);
-      expect(tsHistory.find((e) => e.type === 'action_applied' && e.detail === 'max_tokens capped at 420')?.actor).toBe('agent');
+      expect(tsHistory.find((e) => e.type === 'action_applied' && e.detail === 'generation bounded: temperature 0.3, max_tokens 1000')?.actor).toBe('agent');
       const tsDetail = await op('GET', `/api/v1/agents/${TS_AGENT}`);
       expect(tsDetail.agent.model).toBe('gpt-4o-mini-2024-07-18');
-      expect(tsDetail.agent.latest.output_tokens).toBeLessThanOrEqual(420);
+      expect(tsDetail.agent.latest.output_tokens).toBeLessThan(1000);
 
       // OpenTelemetry: healed through the signed control URL; the outcome the agent answered is in the audit log.
       expect(otel.directives.length).toBeGreaterThanOrEqual(1);
       expect(otel.directives.every((d) => d.signed)).toBe(true);
-      expect(otel.directives.at(-1)).toMatchObject({ cured: true });
+      expect(otel.directives.at(-1), told).toMatchObject({ cured: true });
       const otelHistory = await historyOf(OTEL_AGENT);
       expect(otelHistory.some((e) => e.type === 'action_applied' && e.detail === `${otel.directives.at(-1)!.action}: the looping tool is gone`)).toBe(true);
 
