@@ -17,7 +17,7 @@ const TOTAL = Number(process.env.BENCH_VITALS ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BATCH = 5000;
 const CONCURRENCY = 1;
-const AGENTS = 10_000;
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 1000);
 const T0 = 1_700_000_000;
 
 const bin = findInfluxd();

@@ -4,7 +4,7 @@ import type { Vitals } from '../domain/vitals.js';
 import type { EngineSnapshot } from '../engine/engine.js';
 import type { Logger } from '../log.js';
 import { filterEvents } from './event-query.js';
-import { encodePoint, qlIdent, qlString, qlTimeUs, type FieldValue, type Point } from './line-protocol.js';
+import { encodePoint, escKey, escString, fieldValue, qlIdent, qlString, qlTimeUs, type FieldValue } from './line-protocol.js';
 import { newSeedContext, seedBaselineProfile, seedRowsForEvent } from './seed-views.js';
 import type { EventQuery, RegisteredAgent, SeedMeasurement, SeedRecord, Store, StoreHealth } from './store.js';
 
@@ -33,8 +33,20 @@ interface Series {
   values: unknown[][];
 }
 
-const VITAL_NUMBERS = ['latency_ms', 'input_tokens', 'output_tokens', 'token_count', 'cost', 'tool_calls', 'retries'] as const;
-const VITAL_STRINGS = ['agent_type', 'model', 'provider', 'error_type', 'prompt_hash'] as const;
+/**
+ * One agent_vitals point, written out directly (the hot path: no intermediate
+ * objects). Numbers are floats, success an integer, as in the seed's schema;
+ * `timestamp` keeps the exact sample time next to the µs point key.
+ */
+function vitalsLine(runId: string, v: Vitals, us: number): string {
+  const f = (x: number) => fieldValue(x);
+  return (
+    `agent_vitals,agent_id=${escKey(v.agent_id)},run_id=${escKey(runId)} ` +
+    `timestamp=${f(v.timestamp)},latency_ms=${f(v.latency_ms)},input_tokens=${f(v.input_tokens)},output_tokens=${f(v.output_tokens)},token_count=${f(v.token_count)},cost=${f(v.cost)},tool_calls=${f(v.tool_calls)},retries=${f(v.retries)},success=${v.success ? 1 : 0}i,` +
+    `agent_type=${escString(v.agent_type)},model=${escString(v.model)},provider=${escString(v.provider)},error_type=${escString(v.error_type)},prompt_hash=${escString(v.prompt_hash)},` +
+    `mcp_servers=${escString(JSON.stringify(v.mcp_servers))},tool_names=${escString(JSON.stringify(v.tool_names))} ${us}`
+  );
+}
 
 /**
  * InfluxDB through the HTTP API that 1.x, 2.x (v1 compatibility) and 3.x all
@@ -209,10 +221,7 @@ export class InfluxStore implements Store {
       const last = this.lastVitalUs.get(key);
       if (last !== undefined && us <= last && last - us < 1000) us = last + 1;
       this.lastVitalUs.set(key, Math.max(us, last ?? us));
-      const fields: Record<string, FieldValue> = { timestamp: v.timestamp, success: { int: v.success ? 1 : 0 }, mcp_servers: JSON.stringify(v.mcp_servers), tool_names: JSON.stringify(v.tool_names) };
-      for (const k of VITAL_NUMBERS) fields[k] = v[k];
-      for (const k of VITAL_STRINGS) fields[k] = v[k];
-      lines.push(encodePoint({ measurement: M.vitals, tags: { run_id: runId, agent_id: v.agent_id }, fields, timeUs: us }));
+      lines.push(vitalsLine(runId, v, us));
     }
     await this.writeLines(lines);
   }

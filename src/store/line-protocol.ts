@@ -25,7 +25,7 @@ function escMeasurement(s: string): string {
  * values from restricted alphabets (agent and run ids, our own type names).
  */
 const KEY_SPECIAL = /[,= \\\n\r]/;
-function escKey(s: string): string {
+export function escKey(s: string): string {
   if (!KEY_SPECIAL.test(s)) return s; // the common case: ids and names with nothing to escape
   if (/[\n\r]/.test(s)) throw new Error(`line protocol: a tag or key cannot contain a newline: ${JSON.stringify(s)}`);
   return s.replace(/[,= \\]/g, (c) => '\\' + c);
@@ -43,12 +43,12 @@ function fieldKey(k: string): string {
 }
 
 /** String field values are double-quoted; only the quote and the backslash are escaped (newlines are allowed inside quotes). */
-function escString(s: string): string {
+export function escString(s: string): string {
   if (!s.includes('"') && !s.includes('\\')) return '"' + s + '"';
   return '"' + s.replace(/[\\"]/g, (c) => '\\' + c) + '"';
 }
 
-function fieldValue(v: FieldValue): string {
+export function fieldValue(v: FieldValue): string {
   if (typeof v === 'string') return escString(v);
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   if (typeof v === 'object') {

@@ -122,6 +122,8 @@ bind-address = "127.0.0.1:${rpcPort}"
   bind-address = "127.0.0.1:${httpPort}"
   log-enabled = false
   max-row-limit = 0
+[coordinator]
+  write-timeout = "60s"
 [monitor]
   store-enabled = false
 [continuous_queries]
