@@ -49,6 +49,10 @@ interface Load {
   domContentLoadedMs: number;
   cards: number;
   rendered: number;
+  /** Renderer main-thread CPU time and its parts up to the first-paint mark (Chrome's Performance.getMetrics). */
+  cpuMs: number;
+  scriptMs: number;
+  layoutStyleMs: number;
 }
 
 async function waitForFleet(proc: ImmuneProcess, minExecutions: number): Promise<void> {
@@ -77,8 +81,12 @@ async function measureLoads(browser: Browser, proc: ImmuneProcess, storageState:
   for (let i = 0; i < RUNS; i++) {
     const ctx = await browser.newContext({ storageState, viewport: { width: 1400, height: 1000 } });
     const page = await ctx.newPage();
+    const cdp = await ctx.newCDPSession(page);
+    await cdp.send('Performance.enable');
     await page.goto(proc.url + '/');
     await page.waitForFunction(() => performance.getEntriesByName('immune:first-data-paint').length > 0, undefined, { timeout: 30_000 });
+    const { metrics } = (await cdp.send('Performance.getMetrics')) as { metrics: { name: string; value: number }[] };
+    const metric = (name: string) => (metrics.find((m) => m.name === name)?.value ?? NaN) * 1000;
     const l = await page.evaluate(() => {
       const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
       const ov = (performance.getEntriesByType('resource') as PerformanceResourceTiming[]).find((r) => r.name.includes('/api/v1/overview'))!;
@@ -93,7 +101,7 @@ async function measureLoads(browser: Browser, proc: ImmuneProcess, storageState:
       };
     });
     if (l.cards !== AGENTS || l.rendered === 0) throw new Error(`run ${i}: grid holds ${l.cards} agents (${l.rendered} rendered), expected ${AGENTS}`);
-    loads.push(l);
+    loads.push({ ...l, cpuMs: metric('ThreadTime'), scriptMs: metric('ScriptDuration'), layoutStyleMs: metric('LayoutDuration') + metric('RecalcStyleDuration') });
     await ctx.close();
   }
   return loads;
@@ -108,6 +116,9 @@ function summarise(loads: Load[]) {
     overview_received_at_ms: round(median(loads.map((l) => l.overviewReceivedMs))),
     overview_kib: round(loads[0].overviewBytes / 1024),
     cards_in_dom: loads[0].rendered,
+    main_thread_cpu_ms: round(median(loads.map((l) => l.cpuMs))),
+    script_ms: round(median(loads.map((l) => l.scriptMs))),
+    layout_and_style_ms: round(median(loads.map((l) => l.layoutStyleMs))),
   };
 }
 
