@@ -134,8 +134,11 @@ export interface StoreStatus {
   ok: boolean;
   degraded: boolean;
   detail: string;
+  /** Writes waiting in the control plane's write-behind batches. */
   queued: number;
   dropped: number;
+  /** The resilient store queue (memory + spill file) when the store is wrapped by it. */
+  queue?: { queued: number; dropped: number };
 }
 
 export interface Overview {

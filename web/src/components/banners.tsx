@@ -8,6 +8,11 @@ function groupLabel(group: string): string {
   return i < 0 ? group : `${group.slice(0, i)} ${group.slice(i + 1)}`;
 }
 
+/** Everything accepted but not yet in the store: write-behind batches plus the resilient queue. */
+export function pendingWrites(s: StoreStatus): { queued: number; dropped: number } {
+  return { queued: s.queued + (s.queue?.queued ?? 0), dropped: s.dropped + (s.queue?.dropped ?? 0) };
+}
+
 export function Banners({ store, incidents, connection }: { store: StoreStatus | null; incidents: Incident[]; connection: Connection }) {
   return (
     <div class="banners" aria-live="polite">
@@ -18,8 +23,8 @@ export function Banners({ store, incidents, connection }: { store: StoreStatus |
       )}
       {store && (!store.ok || store.degraded) && (
         <div class="banner danger" data-banner="store">
-          Store degraded ({store.kind}): {store.detail || 'unreachable'} — the control plane keeps working from memory; {count(store.queued)} write(s) queued
-          {store.dropped > 0 ? `, ${count(store.dropped)} dropped` : ''}.
+          Store degraded ({store.kind}): {store.detail || 'unreachable'} — the control plane keeps working from memory; {count(pendingWrites(store).queued)} write(s) queued
+          {pendingWrites(store).dropped > 0 ? `, ${count(pendingWrites(store).dropped)} dropped` : ''}.
         </div>
       )}
       {incidents.map((i) => (
