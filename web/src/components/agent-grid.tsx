@@ -46,7 +46,8 @@ export const AgentCard = memo(function AgentCard({ a, busy, canAct, inIncident }
         <StatusBadge status={a.status} />
       </header>
       <div class="card-meta">
-        {a.type} · {a.model}
+        {a.type}
+        {a.model && ` · ${a.model}`}
         {a.source === 'external' && <span class="tag">external</span>}
         {inIncident && (
           <span class="tag incident" title="Part of an open provider incident: not quarantined">
