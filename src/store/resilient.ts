@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isImmuneError } from '../domain/errors.js';
 import type { ImmuneEvent } from '../domain/events.js';
@@ -44,7 +44,7 @@ export class ResilientStore implements Store {
   private readonly initialBackoff: number;
   private readonly maxBackoff: number;
   private readonly random: () => number;
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly inFlight = new Set<Promise<void>>();
   private degraded = false;
   private innerOpen = false;
   private closed = false;
@@ -97,7 +97,7 @@ export class ResilientStore implements Store {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    await this.chain.catch(() => undefined);
+    await Promise.allSettled([...this.inFlight]);
     await this.draining?.catch(() => undefined);
     this.spill.close();
     // What is still spilled stays on disk for the next start.
@@ -116,11 +116,17 @@ export class ResilientStore implements Store {
 
   // ───────────────────────────── writes ─────────────────────────────
 
-  /** Serialises writes so the store sees them in the order they were accepted, across mode switches. */
-  private enqueue(f: () => Promise<void>): Promise<void> {
-    const next = this.chain.then(f, f);
-    this.chain = next.catch(() => undefined);
-    return next;
+  /**
+   * Tracks writes in flight (close waits for them). Writes are not serialised:
+   * concurrent batches reach the store together (group commit), and order does
+   * not matter to any adapter (events are keyed by seq, vitals by time). The
+   * spill-or-send decision and the switch back are synchronous, so no write can
+   * land in the spill after the drain has read it for the last time.
+   */
+  private track(p: Promise<void>): Promise<void> {
+    this.inFlight.add(p);
+    void p.catch(() => undefined).finally(() => this.inFlight.delete(p));
+    return p;
   }
 
   private async apply(op: SpillOp): Promise<void> {
@@ -140,18 +146,20 @@ export class ResilientStore implements Store {
 
   private write(op: SpillOp): Promise<void> {
     if (recordsIn(op) === 0) return Promise.resolve();
-    return this.enqueue(async () => {
-      if (!this.degraded) {
-        try {
-          await this.apply(op);
-          return;
-        } catch (err) {
-          if (!isRetryable(err)) return this.reject(op, err);
-          this.enterDegraded(err);
+    return this.track(
+      (async () => {
+        if (!this.degraded) {
+          try {
+            await this.apply(op);
+            return;
+          } catch (err) {
+            if (!isRetryable(err)) return this.reject(op, err);
+            this.enterDegraded(err);
+          }
         }
-      }
-      this.spillOp(op);
-    });
+        this.spillOp(op);
+      })(),
+    );
   }
 
   private spillOp(op: SpillOp): void {
@@ -239,18 +247,14 @@ export class ResilientStore implements Store {
           this.spill.advance(end, op);
         }
         await this.flushSnapshots();
-        // Switch back inside the write chain, so no write can slip into the spill after the last read.
-        const done = await new Promise<boolean>((resolve) => {
-          void this.enqueue(async () => {
-            if (this.spill.pendingOps > 0) return resolve(false);
-            this.spill.clear();
-            this.degraded = false;
-            this.backoff = this.initialBackoff;
-            this.opts.log.info({ spilled_total: this.stats.spilled }, 'store reachable again: spilled writes delivered');
-            resolve(true);
-          });
-        });
-        if (done) return;
+        // Synchronous check and switch: a write either appended before this line (and is read next round) or goes direct after it.
+        if (this.spill.pendingOps === 0 && this.pendingSnapshots().length === 0) {
+          this.spill.clear();
+          this.degraded = false;
+          this.backoff = this.initialBackoff;
+          this.opts.log.info({ spilled_total: this.stats.spilled }, 'store reachable again: spilled writes delivered');
+          return;
+        }
       }
     } catch (err) {
       if (!isRetryable(err)) this.opts.log.error({ err }, 'delivering spilled writes failed');
@@ -276,29 +280,39 @@ export class ResilientStore implements Store {
   private async flushSnapshots(): Promise<void> {
     for (const f of this.pendingSnapshots()) {
       const path = join(this.snapshotDir, f);
-      const snap = JSON.parse(readFileSync(path, 'utf8')) as EngineSnapshot;
-      await this.inner.saveSnapshot(decodeURIComponent(f.slice(0, -5)), snap);
-      rmSync(path, { force: true });
+      // Taken out of the way first: a newer snapshot saved meanwhile creates a new file instead of being deleted below.
+      const sending = `${path}.sending`;
+      renameSync(path, sending);
+      try {
+        await this.inner.saveSnapshot(decodeURIComponent(f.slice(0, -5)), JSON.parse(readFileSync(sending, 'utf8')) as EngineSnapshot);
+        rmSync(sending, { force: true });
+      } catch (err) {
+        if (existsSync(path)) rmSync(sending, { force: true });
+        else renameSync(sending, path);
+        throw err;
+      }
     }
   }
 
   /** Only the latest snapshot matters, so while degraded it replaces a file instead of queueing. */
   saveSnapshot(runId: string, snapshot: EngineSnapshot): Promise<void> {
-    return this.enqueue(async () => {
-      if (!this.degraded) {
-        try {
-          await this.inner.saveSnapshot(runId, snapshot);
-          return;
-        } catch (err) {
-          if (!isRetryable(err)) throw err;
-          this.enterDegraded(err);
+    return this.track(
+      (async () => {
+        if (!this.degraded) {
+          try {
+            await this.inner.saveSnapshot(runId, snapshot);
+            return;
+          } catch (err) {
+            if (!isRetryable(err)) throw err;
+            this.enterDegraded(err);
+          }
         }
-      }
-      mkdirSync(this.snapshotDir, { recursive: true, mode: 0o700 });
-      const path = this.snapshotPath(runId);
-      writeFileSync(`${path}.tmp`, JSON.stringify(snapshot), { mode: 0o600 });
-      renameSync(`${path}.tmp`, path);
-    });
+        mkdirSync(this.snapshotDir, { recursive: true, mode: 0o700 });
+        const path = this.snapshotPath(runId);
+        writeFileSync(`${path}.tmp`, JSON.stringify(snapshot), { mode: 0o600 });
+        renameSync(`${path}.tmp`, path);
+      })(),
+    );
   }
 
   async loadSnapshot(runId: string): Promise<EngineSnapshot | null> {
