@@ -275,6 +275,9 @@ class ImmuneReporter:
         self._base = _check_url("base_url", base_url).rstrip("/")
         if control_url is not None:
             _check_url("control_url", control_url)
+        if api_key is not None and not isinstance(api_key, str):
+            # The seed's fifth positional parameter was timeout; here it is api_key (pass timeout= by name).
+            raise ImmuneSdkError("invalid", "api_key must be a string (got %r); pass timeout=... by name" % (api_key,))
         self._api_key = api_key
         self._timeout = _positive("timeout", timeout)
         self._on_error = on_error

@@ -108,7 +108,13 @@ r.flush(5)
 w = reporter("py-wrong-key", api_key="not-the-key")
 w.report(latency_ms=1)
 w.flush(5)
-out(results=results, stats=r.stats(), wrong=w.stats(), errors=errors)
+refused = []
+for args, kw in [(("has space",), {}), (("ok", "ftp://x"), {}), (("ok", BASE, "T", "m", 5.0), {}), (("ok", BASE), {"batch_size": 0})]:
+    try:
+        ImmuneReporter(*args, **kw)
+    except ImmuneSdkError as e:
+        refused.append(str(e))
+out(results=results, stats=r.stats(), wrong=w.stats(), errors=errors, refused=refused)
 `,
       { BASE: s.base, KEY: INGEST_KEY },
     );
@@ -121,6 +127,12 @@ out(results=results, stats=r.stats(), wrong=w.stats(), errors=errors)
     expect(r.result.wrong).toMatchObject({ sent: 0, dropped: 1 });
     expect(r.result.errors.filter((e: { kind: string; status: number }) => e.kind === 'rejected' && e.status === 401).length).toBeGreaterThanOrEqual(1);
     expect((await s.op('GET', '/api/v1/agents/py-wrong-key')).status).toBe(404);
+    // Bad construction is a clear error at start (including the seed's positional timeout, now in api_key's place).
+    expect(r.result.refused).toHaveLength(4);
+    expect(r.result.refused[0]).toContain('agent_id must be');
+    expect(r.result.refused[1]).toContain('base_url must be an http(s) URL');
+    expect(r.result.refused[2]).toContain('api_key must be a string');
+    expect(r.result.refused[3]).toContain('batch_size');
   });
 
   it('goes through quarantine, directive, acknowledgement and probation back to healthy', async () => {
