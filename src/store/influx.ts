@@ -254,7 +254,8 @@ export class InfluxStore implements Store {
   async recentVitals(runId: string, agentId: string, opts: { windowSeconds?: number; limit?: number; now?: number }): Promise<Vitals[]> {
     const cutoff = opts.windowSeconds === undefined ? undefined : (opts.now ?? this.now()) - opts.windowSeconds;
     const where = [`run_id = ${qlString(runId)}`, `agent_id = ${qlString(agentId)}`];
-    if (cutoff !== undefined) where.push(`time >= ${qlTimeUs(cutoff * 1e6 - 1000)}`);
+    // A window reaching before 1970 (callers ask for "everything" that way) needs no time condition; InfluxDB times are int64 ns.
+    if (cutoff !== undefined && cutoff > 0) where.push(`time >= ${qlTimeUs(Math.max(0, cutoff * 1e6 - 1000))}`);
     const limit = opts.limit !== undefined ? ` LIMIT ${Math.floor(opts.limit) + 8}` : '';
     const rows = await this.rows(`SELECT * FROM ${qlIdent(M.vitals)} WHERE ${where.join(' AND ')} ORDER BY time DESC${limit}`);
     // The µs key can differ from the exact timestamp field by a few µs: the field decides.

@@ -6,6 +6,7 @@ import { silentLogger } from '../../src/log.js';
 import { startServerApi, type RunningServerApi } from '../../src/server-api/start.js';
 import { ApiStore } from '../../src/store/api.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import { findInfluxd, startInfluxd, type Influxd } from '../support/influxd.js';
 import { runStoreContract } from './contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'immune-api-store-'));
@@ -36,3 +37,22 @@ runStoreContract('api (immune server-api over SQLite)', {
     rmSync(dir, { recursive: true, force: true });
   },
 });
+
+// The client-deployed path over InfluxDB: ApiStore → immune server-api → real influxd.
+const bin = findInfluxd();
+if ('skip' in bin) console.warn(`ApiStore-over-InfluxDB contract suite skipped: ${bin.skip}`);
+else {
+  let influx: Influxd | null = null;
+  let viaInflux: RunningServerApi | null = null;
+  runStoreContract('api (immune server-api over a real influxd)', {
+    open: async () => {
+      influx = await startInfluxd(bin.path);
+      viaInflux = await startServerApi({ config: parseConfig({ INFLUXDB_URL: influx.url, INFLUXDB_BUCKET: 'via_api' }, { serverApiKey: key }), log: silentLogger(), port: 0, host: '127.0.0.1' });
+      return new ApiStore({ baseUrl: viaInflux.url, apiKey: key });
+    },
+    cleanup: async () => {
+      await viaInflux?.close();
+      await influx?.destroy();
+    },
+  });
+}

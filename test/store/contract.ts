@@ -157,6 +157,8 @@ export function runStoreContract(name: string, target: ContractTarget): void {
       const both = await store.recentVitals(id, 'w', { windowSeconds: 10, limit: 2, now: T0 + 12 });
       expect(both.map((v) => v.timestamp)).toEqual([T0 + 18, T0 + 19]);
       expect(await store.recentVitals(id, 'w', { windowSeconds: 10, now: T0 + 100 })).toEqual([]);
+      // A window reaching back before 1970 is how callers ask for "the newest N, however old".
+      expect((await store.recentVitals(id, 'w', { windowSeconds: 1e12, limit: 2 })).map((v) => v.timestamp)).toEqual([T0 + 18, T0 + 19]);
       expect(await store.recentVitals(id, 'nobody', {})).toEqual([]);
     });
 

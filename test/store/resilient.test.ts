@@ -4,7 +4,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImmuneEvent } from '../../src/domain/events.js';
 import { silentLogger } from '../../src/log.js';
+import { parseConfig } from '../../src/config.js';
+import { startServerApi } from '../../src/server-api/start.js';
+import { ApiStore } from '../../src/store/api.js';
 import { InfluxStore } from '../../src/store/influx.js';
+import { SqliteStore } from '../../src/store/sqlite.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { ResilientStore } from '../../src/store/resilient.js';
 import { findInfluxd, startInfluxd, type Influxd } from '../support/influxd.js';
@@ -135,5 +139,35 @@ describe('resilient store: a write the store refuses as invalid', () => {
     expect(await s.vitalsCount('r')).toBe(1);
     await s.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('resilient store against a real immune server-api that goes away', () => {
+  it('spills while the server API is down and delivers everything when it is back on the same address', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'immune-resilient-api-'));
+    const backing = new SqliteStore({ path: join(dir, 'server.sqlite') });
+    await backing.open();
+    const config = parseConfig({}, { serverApiKey: 'k' });
+    let server = await startServerApi({ config, log: silentLogger(), store: backing, port: 0, host: '127.0.0.1' });
+    const port = Number(new URL(server.url).port);
+    const s = new ResilientStore(new ApiStore({ baseUrl: server.url, apiKey: 'k', timeoutMs: 2000 }), { spillDir: join(dir, 'spill'), maxQueued: 10_000, log: silentLogger(), initialBackoffMs: 600_000 });
+    try {
+      await s.open();
+      await s.appendEvents('r', events(1, 2, 'z'));
+      await server.close();
+      await s.appendEvents('r', events(3, 3, 'z'));
+      await s.appendVitals('r', [vitals('z', T0), vitals('z', T0 + 1)]);
+      expect((await s.health()).queue).toMatchObject({ degraded: true, queued: 5 });
+      server = await startServerApi({ config, log: silentLogger(), store: backing, port, host: '127.0.0.1' });
+      await s.recover();
+      expect(s.queueStats()).toMatchObject({ degraded: false, queued: 0, dropped: 0 });
+      expect((await backing.readEvents('r')).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+      expect(await backing.vitalsCount('r')).toBe(2);
+    } finally {
+      await s.close();
+      await server.close();
+      await backing.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
