@@ -26,6 +26,8 @@ const PAST: Readonly<Record<Action, string>> = {
 export class Controller {
   busy = new Set<string>();
   toasts: Toast[] = [];
+  /** Incremented on every notification (see useSubscription). */
+  version = 0;
   private nextToast = 1;
   private readonly listeners = new Set<() => void>();
 
@@ -45,6 +47,7 @@ export class Controller {
   }
 
   private notify(): void {
+    this.version += 1;
     for (const fn of this.listeners) fn();
   }
 

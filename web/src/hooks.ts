@@ -1,14 +1,26 @@
 import { Component, type ComponentType, type FunctionComponent } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useLayoutEffect, useState } from 'preact/hooks';
 
 interface Subscribable {
   subscribe(fn: () => void): () => void;
+  /** Incremented on every notification. */
+  readonly version: number;
 }
 
-/** Re-renders the calling component whenever `source` notifies. */
+/**
+ * Re-renders the calling component whenever `source` notifies. Subscribes in a
+ * layout effect (same task as the render, so no notification can fall in
+ * between) and re-checks the version, in case one arrived before the first commit.
+ */
 export function useSubscription(source: Subscribable): void {
   const [, setTick] = useState(0);
-  useEffect(() => source.subscribe(() => setTick((n) => n + 1)), [source]);
+  const seen = source.version;
+  useLayoutEffect(() => {
+    const unsubscribe = source.subscribe(() => setTick((n) => n + 1));
+    if (source.version !== seen) setTick((n) => n + 1);
+    return unsubscribe;
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [source]);
 }
 
 /** A boolean kept in localStorage, so collapsed sections stay collapsed across reloads. */

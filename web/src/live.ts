@@ -19,6 +19,8 @@ export class LiveStore {
   private scheduled = false;
   private readonly listeners = new Set<() => void>();
   connection: Connection = 'connecting';
+  /** Incremented on every notification (see useSubscription). */
+  version = 0;
 
   get(): DashboardState {
     return this.state;
@@ -92,6 +94,7 @@ export class LiveStore {
   }
 
   private notify(): void {
+    this.version += 1;
     for (const fn of this.listeners) fn();
   }
 }
