@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox';
+import type { ImmuneEventType } from '../domain/events.js';
 import { AGENT_ID_PATTERN } from '../domain/vitals.js';
 import { SEED_MEASUREMENTS } from '../store/store.js';
 
@@ -55,12 +56,38 @@ export const ActionLogBody = Type.Object({
 /** The seed's baseline profile: agent_id plus numeric *_mean/_stddev/_p95 and sample_size. */
 export const BaselineBody = Type.Object({ agent_id: AgentId, sample_size: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: Type.Union([Type.Number(), Type.String({ maxLength: 256 }), Type.Null()]) });
 
+/** Every event type (the compiler checks this list against ImmuneEventType): a restart folds these, so unknown ones are refused at the door. */
+const EVENT_TYPES = {
+  agent_registered: true,
+  baseline_ready: true,
+  baseline_reset: true,
+  baseline_accepted: true,
+  prompt_adopted: true,
+  infection_detected: true,
+  approval_requested: true,
+  approved: true,
+  rejected: true,
+  heal_now: true,
+  healing_started: true,
+  action_started: true,
+  action_applied: true,
+  action_failed: true,
+  probation_passed: true,
+  probation_failed: true,
+  exhausted: true,
+  quarantined: true,
+  released: true,
+  diagnosis_feedback: true,
+  fleet_incident_started: true,
+  fleet_incident_ended: true,
+} as const satisfies Record<ImmuneEventType, true>;
+
 const Event = Type.Object(
   {
     seq: Type.Integer({ minimum: 1 }),
     ts: Type.Number({ minimum: 0 }),
     agent_id: Type.String({ minLength: 1, maxLength: 256 }),
-    type: Type.String({ minLength: 1, maxLength: 64 }),
+    type: Type.Union(Object.keys(EVENT_TYPES).map((t) => Type.Literal(t))),
     actor: Type.String({ maxLength: 256 }),
     reason: Type.String({ maxLength: 8192 }),
   },

@@ -2,6 +2,7 @@ import type { Config } from '../config.js';
 import { ImmuneError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import { createStore, selectStoreKind } from '../store/open-store.js';
+import { isRetryable } from '../store/resilient.js';
 import type { Store } from '../store/store.js';
 import { buildServerApi } from './app.js';
 
@@ -34,7 +35,13 @@ export async function startServerApi(o: StartServerApiOptions): Promise<RunningS
       kind = o.config.influxUrl !== '' ? 'influx' : 'sqlite';
     }
     store = createStore(o.config, o.log, kind);
-    await store.open();
+    try {
+      await store.open();
+    } catch (err) {
+      // A backing store that is still starting (compose, Kubernetes) is not a reason to exit: answer 503 until it is up.
+      if (!isRetryable(err)) throw err;
+      o.log.warn({ err }, 'the backing store is unreachable; answering 503 until it is back');
+    }
   }
   const app = await buildServerApi({ store, log: o.log, apiKey: o.config.serverApiKey });
   try {

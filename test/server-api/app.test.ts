@@ -159,6 +159,7 @@ describe('immune server-api: bad input gets a clear 4xx and changes nothing', ()
     ['limit not a number', 'GET', '/api/v1/action-log/recent?limit=lots', {}, 400, 'IMM_ERR_VALIDATION', /limit/],
     ['a run id with spaces', 'GET', '/api/v1/vitals/total-executions', { headers: { 'x-run-id': 'run 1' } }, 400, 'IMM_ERR_VALIDATION', /run id/],
     ['event without seq', 'POST', '/api/v1/events/batch', { body: { events: [{ ts: 1, agent_id: 'a', type: 'baseline_ready', actor: 's', reason: '' }] } }, 400, 'IMM_ERR_VALIDATION', /seq/],
+    ['an event of an unknown type', 'POST', '/api/v1/events/batch', { body: { events: [{ seq: 1, ts: 1, agent_id: 'a', type: 'made_up', actor: 's', reason: '' }] } }, 400, 'IMM_ERR_VALIDATION', /type/],
     ['snapshot without agents', 'PUT', '/api/v1/snapshot', { body: { seq: 1 } }, 400, 'IMM_ERR_VALIDATION', /agents/],
     ['unknown record measurement', 'GET', '/api/v1/records?measurement=passwords', {}, 400, 'IMM_ERR_VALIDATION', /measurement/],
     ['unknown route', 'GET', '/api/v1/nope', {}, 404, 'IMM_ERR_NOT_FOUND', /no route/],
@@ -189,6 +190,26 @@ describe('immune server-api: bad input gets a clear 4xx and changes nothing', ()
       const res = await fetch(`${url}/api/v1/vitals/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ vitals: Array.from({ length: 20 }, (_, i) => vitals('a', T(i))) }) });
       expect(res.status).toBe(413);
       expect(await res.json()).toMatchObject({ ok: false, code: 'IMM_ERR_BODY_TOO_LARGE' });
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('immune server-api in front of a store that is down', () => {
+  it('answers 503 with Retry-After (so clients queue and retry) and reports itself unhealthy', async () => {
+    const { freePort } = await import('../support/influxd.js');
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    // Started while its InfluxDB is down (compose, Kubernetes): it comes up anyway and answers 503 until the database is back.
+    const app = await startServerApi({ config: parseConfig({ INFLUXDB_URL: dead }, { serverApiKey: '' }), log: silentLogger(), port: 0, host: '127.0.0.1' });
+    try {
+      const w = await fetch(`${app.url}/api/v1/vitals`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent_id: 'a', latency_ms: 1 }) });
+      expect(w.status).toBe(503);
+      expect(w.headers.get('retry-after')).toBe('1');
+      expect(await w.json()).toMatchObject({ ok: false, code: 'IMM_ERR_STORE_UNAVAILABLE' });
+      const h = await fetch(`${app.url}/api/v1/health`);
+      expect(h.status).toBe(503);
+      expect(await h.json()).toMatchObject({ status: 'unhealthy', store: 'influx' });
     } finally {
       await app.close();
     }
