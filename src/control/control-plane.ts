@@ -232,6 +232,15 @@ export class ControlPlane {
     await this.writer.flush();
   }
 
+  /**
+   * Makes queued state changes durable before a request is answered: an
+   * operator whose approval returned 200, or an agent told it is quarantined,
+   * must find that in the log after a crash. Costs nothing when no event is queued.
+   */
+  async persistDecisions(): Promise<void> {
+    if (this.writer.hasEvents()) await this.writer.flush();
+  }
+
   async close(): Promise<void> {
     await this.writer.close();
   }

@@ -16,6 +16,7 @@ import { otlpTraceRoutes, OtlpTraceReceiver } from '../integrations/otlp/index.j
 import { ImmuneMetrics } from '../integrations/prometheus.js';
 import { Signals } from '../integrations/signals.js';
 import { Notifier } from '../integrations/webhooks.js';
+import { openPersistence, type Persistence } from '../state/persistence.js';
 import { MemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
 import { ControlPlane } from './control-plane.js';
@@ -33,8 +34,10 @@ export interface ProductOptions {
   chaos: ChaosEntry[] | null;
   seed: number;
   newRun?: boolean;
-  /** Injected store (tests); default per configuration. */
+  /** Injected store (tests): no local state, keys from the config or ephemeral. Default: per configuration, with restart state. */
   store?: Store;
+  /** Seconds between detection-state checkpoints (local state and store). */
+  checkpointSeconds?: number;
   clock?: () => number;
 }
 
@@ -45,6 +48,8 @@ export interface ProductOptions {
  */
 export class ImmuneProduct {
   private tickTimer: NodeJS.Timeout | null = null;
+  private checkpointTimer: NodeJS.Timeout | null = null;
+  private checkpointing: Promise<void> | null = null;
   private endTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private resolveDone!: () => void;
@@ -59,21 +64,40 @@ export class ImmuneProduct {
     private readonly store: Store,
     private readonly sim: SimRunner | null,
     private readonly o: ProductOptions,
-    readonly keys: { ingestApiKey: string; ingestKeySource: 'env' | 'generated' },
-    private readonly integrations: { metrics: ImmuneMetrics; otel: OtelMetrics | null; notifier: Notifier; otlp: OtlpTraceReceiver },
+    readonly keys: { ingestApiKey: string; ingestKeySource: string },
+    private readonly integrations: { metrics: ImmuneMetrics; otel: OtelMetrics | null; notifier: Notifier; otlp: OtlpTraceReceiver; controlUrl: ControlUrlExecutor },
+    /** Local state + resilient store + retention; null when a store was injected. */
+    readonly persistence: Persistence | null,
   ) {}
 
   static async create(o: ProductOptions): Promise<ImmuneProduct> {
     const { config, log } = o;
     const clock = o.clock ?? (() => Date.now() / 1000);
-    const store = o.store ?? new MemoryStore();
-    await store.open();
-    const runId = `run-${new Date(clock() * 1000).toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
-    await store.registerRun(runId);
-
-    const ingestApiKey = config.ingestApiKey || `ik_${randomBytes(24).toString('base64url')}`;
-    const operatorToken = config.operatorToken || `op_${randomBytes(24).toString('base64url')}`;
-    const auth = new Auth({ ingestApiKey, operatorToken, viewerToken: config.viewerToken }, clock);
+    let store: Store;
+    let runId: string;
+    let persistence: Persistence | null = null;
+    let keys: { ingest: string; operator: string; webhook: string; ingestSource: string };
+    if (o.store) {
+      store = o.store;
+      await store.open();
+      runId = `run-${new Date(clock() * 1000).toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`;
+      await store.registerRun(runId);
+      keys = {
+        ingest: config.ingestApiKey || `imm-${randomBytes(24).toString('base64url')}`,
+        operator: config.operatorToken || `op-${randomBytes(24).toString('base64url')}`,
+        webhook: config.webhookSecret || randomBytes(32).toString('base64url'),
+        ingestSource: config.ingestApiKey ? 'env' : 'generated',
+      };
+    } else {
+      // Restart resilience: run id, generated keys, the event log and detection state come back.
+      persistence = await openPersistence(config, log, { newRun: o.newRun });
+      store = persistence.store;
+      runId = persistence.runId;
+      const k = persistence.keys;
+      keys = { ingest: k.ingest_api_key, operator: k.operator_token, webhook: k.webhook_secret, ingestSource: k.source.ingest_api_key };
+    }
+    const ingestApiKey = keys.ingest;
+    const auth = new Auth({ ingestApiKey, operatorToken: keys.operator, viewerToken: config.viewerToken }, clock);
 
     const engine = new ImmuneEngine({
       ewmaSpan: config.ewmaSpan,
@@ -83,6 +107,8 @@ export class ImmuneProduct {
       probationSamples: config.probationSamples,
       healingStepDelaySeconds: config.healingStepDelaySeconds,
     });
+
+    if (persistence) engine.restore(persistence.events, persistence.snapshot ?? undefined);
 
     let cpRef: ControlPlane | null = null;
     const getCp = () => cpRef!;
@@ -106,9 +132,10 @@ export class ImmuneProduct {
       },
     });
     cpRef = cp;
+    if (persistence) cp.restoreFrom(persistence.events);
 
     // Signals out: Prometheus /metrics, OTLP metrics export, webhooks — all fed from the same events and vitals.
-    const webhookSecret = config.webhookSecret || randomBytes(32).toString('base64url');
+    const webhookSecret = keys.webhook;
     const controlUrl = new ControlUrlExecutor({ cp: getCp, secret: webhookSecret, log: log.child({ module: 'control-url' }) });
     const notifier = new Notifier({
       webhookUrls: config.webhookUrls,
@@ -162,7 +189,7 @@ export class ImmuneProduct {
         },
       ],
     });
-    return new ImmuneProduct(cp, app, auth, sse, store, sim, o, { ingestApiKey, ingestKeySource: config.ingestApiKey ? 'env' : 'generated' }, { metrics, otel, notifier, otlp });
+    return new ImmuneProduct(cp, app, auth, sse, store, sim, o, { ingestApiKey, ingestKeySource: keys.ingestSource }, { metrics, otel, notifier, otlp, controlUrl }, persistence);
   }
 
   /** Listens on HOST:PORT (0 = any free port), starts the tick loop and the simulated fleet. */
@@ -175,6 +202,11 @@ export class ImmuneProduct {
     this.sse.start();
     const tickMs = config.tickIntervalSeconds * 1000;
     this.tickTimer = setInterval(() => this.tick(), tickMs);
+    if (this.persistence) {
+      const every = (this.o.checkpointSeconds ?? 10) * 1000;
+      this.checkpointTimer = setInterval(() => void this.checkpoint(), every);
+      this.checkpointTimer.unref();
+    }
     if (this.o.durationSeconds > 0) {
       this.endTimer = setTimeout(() => {
         log.info({ seconds: this.o.durationSeconds }, 'run duration reached; stopping');
@@ -185,6 +217,31 @@ export class ImmuneProduct {
 
   get loginUrl(): string {
     return `${this.url}/login?token=${this.auth.oneTimeLoginToken()}`;
+  }
+
+  /** Saves detection state (baselines, sentinel evidence) locally and in the store; one at a time. */
+  async checkpoint(): Promise<void> {
+    if (!this.persistence) return;
+    if (this.checkpointing) return this.checkpointing;
+    const engine = this.cp.engine;
+    const workflow = { quarantined: [] as string[], pending: [] as string[], rejected: [] as string[] };
+    for (const rt of engine.all()) {
+      if (rt.wf.state === 'pending_approval') workflow.pending.push(rt.id);
+      else if (rt.wf.state === 'rejected') workflow.rejected.push(rt.id);
+      else if (rt.wf.state !== 'learning' && rt.wf.state !== 'healthy' && rt.wf.state !== 'probation') workflow.quarantined.push(rt.id);
+    }
+    this.checkpointing = (async () => {
+      try {
+        // Events first: the snapshot's seq must never be ahead of the durable log.
+        await this.cp.flush();
+        await this.persistence!.checkpoint(engine.snapshot(), workflow);
+      } catch (err) {
+        this.o.log.warn({ err }, 'checkpoint failed; will retry');
+      } finally {
+        this.checkpointing = null;
+      }
+    })();
+    return this.checkpointing;
   }
 
   private tick(): void {
@@ -201,15 +258,19 @@ export class ImmuneProduct {
     if (this.stopped) return;
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     if (this.endTimer) clearTimeout(this.endTimer);
     this.sse.stop();
     await this.app.close();
     this.integrations.otlp.close();
+    this.integrations.controlUrl.close();
+    await this.checkpoint();
     await this.cp.close();
     await this.integrations.notifier.close();
     await this.integrations.otel?.shutdown();
     this.integrations.metrics.close();
-    await this.store.close();
+    if (this.persistence) await this.persistence.close();
+    else await this.store.close();
     this.resolveDone();
   }
 }

@@ -36,6 +36,11 @@ export class WriteBehind {
     this.schedule();
   }
 
+  /** True while state-change events are queued and not yet handed to the store. */
+  hasEvents(): boolean {
+    return this.eventsQ.length > 0;
+  }
+
   stats(): { queued: number; dropped: number; failures: number } {
     return { queued: this.vitalsQ.length + this.eventsQ.length, dropped: 0, failures: this.failures };
   }

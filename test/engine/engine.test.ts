@@ -19,7 +19,12 @@ function harness(overrides = {}) {
     for (let i = 0; i < n; i++) take(engine.observe(next(fault)));
   };
   const types = () => log.map((e) => e.type);
-  return { engine, log, take, feed, types, state: () => engine.get('agent-1')!.wf.state };
+  const state = () => engine.get('agent-1')!.wf.state;
+  /** Feeds faulty samples until the agent leaves `healthy` (at most `max`). */
+  const sicken = (fault: Fault, max = 10) => {
+    for (let i = 0; i < max && state() === 'healthy'; i++) feed(1, fault);
+  };
+  return { engine, log, take, feed, types, state, sicken };
 }
 
 describe('ImmuneEngine', () => {
@@ -37,7 +42,7 @@ describe('ImmuneEngine', () => {
   it('routes a severe infection to approval and heals only after approval', () => {
     const h = harness();
     h.feed(40);
-    h.feed(3, { tools: 8, latency: 3 });
+    h.sicken({ tools: 8, latency: 3 });
     expect(h.state()).toBe('pending_approval');
     const inf = h.log.find((e) => e.type === 'infection_detected');
     expect(inf && inf.type === 'infection_detected' && inf.infection.severity).toBe('severe');
@@ -58,7 +63,7 @@ describe('ImmuneEngine', () => {
   it('a rejected agent stays quarantined and is not re-raised until "heal now"', () => {
     const h = harness();
     h.feed(40);
-    h.feed(3, { input: 8 });
+    h.sicken({ input: 8 });
     expect(h.state()).toBe('pending_approval');
     h.take(h.engine.reject('agent-1', 'alice', 0));
     expect(h.state()).toBe('rejected');
@@ -86,7 +91,7 @@ describe('ImmuneEngine', () => {
     expect([...mem.failedActions('agent-1', 'infinite_loop')].sort()).toEqual(['reduce_autonomy', 'revoke_tools']);
     // Next episode of the same diagnosis skips what failed.
     h.feed(20);
-    h.feed(3, { tools: 8 });
+    h.sicken({ tools: 8 });
     const next = started();
     expect(next.length).toBe(4);
     expect(next[3]).toBe('reset_memory');
@@ -108,7 +113,7 @@ describe('ImmuneEngine', () => {
   it('operator feedback reorders the episode and is remembered for the next one', () => {
     const h = harness();
     h.feed(40);
-    h.feed(3, { input: 8 });
+    h.sicken({ input: 8 });
     const first = h.engine.get('agent-1')!.wf.diagnosis!.hypotheses[0].diagnosis;
     h.take(h.engine.feedback('agent-1', 'prompt_injection', 'alice', 0, 'it was an injection'));
     expect(h.engine.get('agent-1')!.wf.diagnosis!.hypotheses[0].diagnosis).toBe('prompt_injection');
@@ -118,7 +123,7 @@ describe('ImmuneEngine', () => {
   it('restores workflow, memory and detection state from the log and a snapshot', () => {
     const h = harness({ deviationRequiringApproval: 1000 });
     h.feed(40);
-    h.feed(3, { tools: 8 });
+    h.sicken({ tools: 8 });
     h.feed(4, { tools: 8 });
     const snap = h.engine.snapshot();
     const copy = new ImmuneEngine({ healingStepDelaySeconds: 0, deviationRequiringApproval: 1000 });
@@ -152,7 +157,7 @@ describe('ImmuneEngine', () => {
   it('accept-baseline relearns the agent from fresh samples', () => {
     const h = harness();
     h.feed(40);
-    h.feed(3, { input: 8 });
+    h.sicken({ input: 8 });
     h.take(h.engine.acceptBaseline('agent-1', 'operator', 0));
     expect(h.state()).toBe('learning');
     h.feed(15, { input: 8 });

@@ -32,7 +32,11 @@ export function agentRoutes(app: FastifyInstance, d: Deps): void {
   app.get<{ Params: { id: string } }>('/api/v1/agents/:id', { schema: { tags: ['agents'], summary: 'Agent detail: baseline, deviations, recent vitals, history, diagnosis', security, params: AgentIdParams }, preHandler: read }, async (req) => d.cp.detail(req.params.id));
 
   const command = (path: string, summary: string, run: (req: IdReq) => unknown, body: unknown = ReasonBody) =>
-    app.post(`/api/v1/agents/:id/${path}`, { schema: { tags: ['agents'], summary, security, params: AgentIdParams, body: body as never }, preHandler: write }, async (req) => ({ ok: true, agent: run(req as IdReq) }));
+    app.post(`/api/v1/agents/:id/${path}`, { schema: { tags: ['agents'], summary, security, params: AgentIdParams, body: body as never }, preHandler: write }, async (req) => {
+      const agent = run(req as IdReq);
+      await d.cp.persistDecisions();
+      return { ok: true, agent };
+    });
 
   command('approve', 'Approve healing of an agent awaiting approval', (req) => d.cp.approve(req.params.id, actor(req)));
   command('reject', 'Reject healing: the agent stays quarantined until "heal now"', (req) => d.cp.reject(req.params.id, actor(req)));
@@ -53,16 +57,19 @@ export function agentRoutes(app: FastifyInstance, d: Deps): void {
   app.post('/api/v1/approvals/approve-all', { schema: { tags: ['agents'], summary: 'Approve every pending healing', security }, preHandler: write }, async (req) => {
     const who = actor(req);
     const done = d.cp.bulk('pending_approval', (id) => d.cp.approve(id, who));
+    await d.cp.persistDecisions();
     return { ok: true, approved_count: done.length, agents: done };
   });
   app.post('/api/v1/approvals/reject-all', { schema: { tags: ['agents'], summary: 'Reject every pending healing', security }, preHandler: write }, async (req) => {
     const who = actor(req);
     const done = d.cp.bulk('pending_approval', (id) => d.cp.reject(id, who));
+    await d.cp.persistDecisions();
     return { ok: true, rejected_count: done.length, agents: done };
   });
   app.post('/api/v1/rejected/heal-all', { schema: { tags: ['agents'], summary: '"Heal now" for every rejected agent', security }, preHandler: write }, async (req) => {
     const who = actor(req);
     const done = d.cp.bulk('rejected', (id) => d.cp.healNow(id, who));
+    await d.cp.persistDecisions();
     return { ok: true, healed_count: done.length, agents: done };
   });
 }
