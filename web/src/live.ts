@@ -21,6 +21,8 @@ export class LiveStore {
   connection: Connection = 'connecting';
   /** Incremented on every notification (see useSubscription). */
   version = 0;
+  /** Why the last overview request failed ('' when it did not); it is retried. */
+  loadError = '';
 
   get(): DashboardState {
     return this.state;
@@ -60,6 +62,11 @@ export class LiveStore {
   pushStore(s: StoreStatus): void {
     this.store = s;
     this.schedule();
+  }
+
+  setLoadError(message: string): void {
+    this.loadError = message;
+    this.notify();
   }
 
   setConnection(c: Connection): void {
@@ -147,10 +154,19 @@ export function startLive(api: Api, store: LiveStore, onUnauthorized: () => void
       const o = await api.overview(pending);
       if (stopped) return;
       performance.mark('immune:overview-received');
+      store.loadError = '';
       store.reset(o);
     } catch (e) {
+      if (stopped) return;
+      const status = (e as { status?: number }).status;
       // A 401 on the first load is reported by the session check that runs alongside.
-      if ((e as { status?: number }).status === 401 && hellos > 0) onUnauthorized();
+      if (status === 401) {
+        if (hellos > 0) onUnauthorized();
+        return;
+      }
+      // Anything else (server busy, network blip): say so and try again, rather than wait forever.
+      store.setLoadError(e instanceof Error ? e.message : String(e));
+      retry = setTimeout(() => void reload(), 2000);
     }
   };
 

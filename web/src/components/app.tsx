@@ -104,7 +104,9 @@ export function App({ onLogout }: { onLogout: () => void }) {
       </header>
       <Banners store={state.store} incidents={incidents} connection={ctl.store.connection} />
       {!ctl.store.loaded ? (
-        <p class="loading">Loading the fleet…</p>
+        <p class="loading" role="status">
+          Loading the fleet…{ctl.store.loadError && ` (last attempt failed: ${ctl.store.loadError}; retrying)`}
+        </p>
       ) : (
         <>
           <Section id="stats" title="Fleet">

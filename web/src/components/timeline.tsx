@@ -1,3 +1,4 @@
+import { useState } from 'preact/hooks';
 import { clock, percent, words } from '../format';
 import { memo } from '../hooks';
 import type { HealingEntry, HealingKind, Pattern, Trigger } from '../types';
@@ -44,14 +45,26 @@ const Entry = memo(function Entry({ h }: { h: HealingEntry }) {
   );
 });
 
+/** Entries shown until "Show all" is pressed: a dense first screen and a lighter first paint. */
+export const TIMELINE_FIRST = 40;
+
 export function Timeline({ entries }: { entries: HealingEntry[] }) {
+  const [all, setAll] = useState(false);
   if (entries.length === 0) return <p class="muted empty">No healing actions yet.</p>;
+  const shown = all ? entries : entries.slice(0, TIMELINE_FIRST);
   return (
-    <ol class="timeline" data-list="timeline">
-      {entries.map((h) => (
-        <Entry key={h.seq} h={h} />
-      ))}
-    </ol>
+    <>
+      <ol class="timeline" data-list="timeline">
+        {shown.map((h) => (
+          <Entry key={h.seq} h={h} />
+        ))}
+      </ol>
+      {entries.length > shown.length && (
+        <button type="button" class="btn sm more" onClick={() => setAll(true)}>
+          Show all {entries.length}
+        </button>
+      )}
+    </>
   );
 }
 
