@@ -15,9 +15,9 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-export async function startProc(args: string[], env: Record<string, string>, ready: (url: string) => Promise<boolean>): Promise<Proc> {
+export async function startProc(args: string[], env: Record<string, string>, ready: (url: string) => Promise<boolean>, fixedPort?: number): Promise<Proc & { port: number }> {
   if (!existsSync('dist/cli/main.js')) throw new Error('dist/cli/main.js is missing: run "npm run build" before the end-to-end tests');
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   const child: ChildProcess = spawn(process.execPath, ['bin/immune.js', ...args, '--port', String(port), '--host', '127.0.0.1'], {
     env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -43,7 +43,7 @@ export async function startProc(args: string[], env: Record<string, string>, rea
       await exited;
     }
   };
-  return { url, output: () => out, kill9: () => signal('SIGKILL'), stop: () => signal('SIGTERM') };
+  return { url, port, output: () => out, kill9: () => signal('SIGKILL'), stop: () => signal('SIGTERM') };
 }
 
 /** Polls until `f` returns a truthy value (conditions, not sleeps). */
