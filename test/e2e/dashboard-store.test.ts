@@ -1,21 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config.js';
-import { ImmuneProduct } from '../../src/control/product.js';
-import { createLogger } from '../../src/log.js';
-import { openStore } from '../../src/store/open-store.js';
 import { artifactPath, launchBrowser } from '../support/browser.js';
+import { startImmune, type ImmuneProcess } from '../support/immune-process.js';
 import { findInfluxd, startInfluxd, type Influxd } from '../support/influxd.js';
 
 /**
- * The store-health banner, with a real store outage: the product runs on a
- * real InfluxDB (Debian's influxd), which is stopped and started again while
- * the dashboard is open. The product is started in-process with the store the
- * CLI would open (openStore), because `immune serve` does not select a store
- * from IMMUNE_STORE yet.
+ * The store-health banner, with a real store outage: `immune serve` runs on a
+ * real InfluxDB (Debian's influxd, IMMUNE_STORE=influx), which is stopped and
+ * started again while the dashboard is open.
  */
 const INGEST_API_KEY = 'e2e-store-ingest-key-0123456789';
 const bin = findInfluxd();
@@ -25,19 +17,13 @@ if ('skip' in bin) {
   console.warn(`dashboard store-outage test skipped: ${bin.skip}`);
 } else {
   let influx: Influxd;
-  let product: ImmuneProduct;
+  let product: ImmuneProcess;
   let browser: Browser;
   let page: Page;
-  let cacheDir: string;
 
   beforeAll(async () => {
     influx = await startInfluxd(bin.path);
-    cacheDir = mkdtempSync(join(tmpdir(), 'immune-e2e-store-'));
-    const config = parseConfig({ IMMUNE_CACHE_DIR: cacheDir, IMMUNE_STORE: 'influx', INFLUXDB_URL: influx.url, INGEST_API_KEY, PORT: '0', HOST: '127.0.0.1' });
-    const log = createLogger({ level: 'silent', format: 'json' });
-    const store = await openStore(config, log);
-    product = await ImmuneProduct.create({ config, log, agents: 0, durationSeconds: 0, chaos: null, seed: 1, store });
-    await product.start();
+    product = await startImmune({ args: ['serve'], env: { IMMUNE_STORE: 'influx', INFLUXDB_URL: influx.url, INGEST_API_KEY } });
     browser = await launchBrowser();
     page = await (await browser.newContext({ viewport: { width: 1400, height: 800 } })).newPage();
   });
@@ -46,7 +32,6 @@ if ('skip' in bin) {
     await browser?.close();
     await product?.stop();
     await influx?.destroy();
-    if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
   });
 
   describe('store health on the dashboard (real InfluxDB outage)', () => {
