@@ -29,12 +29,19 @@ export function otlpTraceRoutes(opts: OtlpTraceRoutesOptions): FastifyPluginAsyn
 
     app.setErrorHandler((err: FastifyError | ImmuneError, req, reply) => sendError(toImmuneError(err, req), req, reply));
 
-    app.addHook('onRequest', async (req) => {
-      await opts.authenticate(req);
-      // Checked before the body is read, so a wrong media type or coding costs nothing.
-      encodingOf(req.headers['content-type']);
-      const coding = req.headers['content-encoding'];
-      contentCodingOf(typeof coding === 'string' ? coding : undefined);
+    app.addHook('onRequest', async (req, reply) => {
+      try {
+        await opts.authenticate(req);
+        // Checked before the body is read, so a wrong media type or coding costs nothing.
+        encodingOf(req.headers['content-type']);
+        const coding = req.headers['content-encoding'];
+        contentCodingOf(typeof coding === 'string' ? coding : undefined);
+      } catch (e) {
+        // The body stays unread: without this the client's keep-alive socket counts as busy
+        // and holds the server's close() for keepAliveTimeout (72 s in fastify).
+        reply.header('connection', 'close');
+        throw e;
+      }
     });
 
     // OpenAPI description only (the body is bytes, validated by the decoders). The host's

@@ -210,6 +210,9 @@ describe('POST /v1/traces over HTTP', () => {
     const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' });
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ ok: false, code: 'IMM_ERR_UNAUTHORIZED' });
+    // Refused before its body was read, the connection is closed; otherwise the idle-looking
+    // keep-alive socket would hold the server's shutdown for fastify's 72 s keepAliveTimeout.
+    expect(res.headers.get('connection')).toBe('close');
   });
 
   it('is described in the OpenAPI document when @fastify/swagger is registered', async () => {
