@@ -13,6 +13,7 @@ import { seededRandom } from '../sim/random.js';
 import { SimRunner } from '../sim/runner.js';
 import { startOtelMetrics, type OtelMetrics } from '../integrations/otel-metrics.js';
 import { otlpTraceRoutes, OtlpTraceReceiver } from '../integrations/otlp/index.js';
+import { registerOtlpMetrics } from '../integrations/otlp-metrics.js';
 import { ImmuneMetrics } from '../integrations/prometheus.js';
 import { Signals } from '../integrations/signals.js';
 import { Notifier } from '../integrations/webhooks.js';
@@ -168,8 +169,10 @@ export class ImmuneProduct {
       onVitals: (records) => {
         for (const v of records) cp.observe(v, { source: 'external' });
       },
+      timestampBounds: { maxAgeSeconds: config.ingestMaxAgeSeconds, maxFutureSeconds: config.ingestMaxFutureSeconds },
       log: log.child({ module: 'otlp' }),
     });
+    registerOtlpMetrics(metrics.registry, () => otlp.stats());
 
     const { app, sse } = await buildApp({
       cp,

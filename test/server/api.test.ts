@@ -358,6 +358,8 @@ describe('integrations mounted on the server', () => {
     expect((await s.call('POST', '/v1/traces', { raw: body, headers: { 'content-type': 'application/json' } })).status).toBe(401);
     const ok = await s.call('POST', '/v1/traces', { raw: body, headers: { 'content-type': 'application/json', 'x-api-key': INGEST_KEY } });
     expect(ok.status).toBe(200);
+    const m = await s.viewer('GET', '/metrics');
+    expect(m.text).toMatch(/immune_otlp_exports_total [1-9]/);
   });
 });
 
