@@ -157,7 +157,7 @@ export class SqliteStore implements Store {
   }
 
   private write(ops: WriteOp[]): Promise<number> {
-    return this.send({ t: 'write', ops });
+    return this.send({ t: 'write', ops: JSON.stringify(ops) });
   }
 
   async close(): Promise<void> {
