@@ -195,11 +195,16 @@ describe('dashboard in headless Chromium against `immune demo`', () => {
     expect(statSync(path).size).toBeGreaterThan(20_000);
   });
 
-  it('a viewer session (token pasted on the login page) sees the fleet but no action buttons', async () => {
+  it('a used login link and a wrong token are refused with a reason; a viewer session sees the fleet but no action buttons', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
     try {
       const viewer = await ctx.newPage();
-      await viewer.goto(proc.url + '/');
+      // The one-time link was used by the operator: reopening it lands on the sign-in form, which says why.
+      await viewer.goto(proc.loginUrl);
+      await viewer.locator('.login [role="alert"]', { hasText: 'already used or has expired' }).waitFor({ timeout: 5000 });
+      await viewer.fill('input[type="password"]', 'not-the-token');
+      await viewer.click('button[type="submit"]');
+      await viewer.locator('.login [role="alert"]', { hasText: 'wrong token' }).waitFor({ timeout: 5000 });
       await viewer.fill('input[type="password"]', VIEWER_TOKEN);
       await viewer.click('button[type="submit"]');
       await viewer.locator('[data-role="viewer"]').waitFor({ timeout: 5000 });

@@ -5,6 +5,7 @@ import { clock, count, percent, sigma, usd, words } from '../format';
 import { memo } from '../hooks';
 import type { AgentFilter, AgentSort } from '../state';
 import { STATUSES, type AgentSummary, type Status } from '../types';
+import { GAP, gridWindow, ROW_H, WINDOW_FROM, windowSlice, type GridWindow } from '../grid-window';
 import { StatusBadge, statusLabel } from './status';
 
 /** States from which "Heal now" is offered (API: rejected, quarantined or exhausted). */
@@ -165,30 +166,6 @@ export function Filters({ filter, sort, types, models, shown, total, searchRef, 
   );
 }
 
-/** Card geometry shared with styles.css (.card height, .grid gap, minimum column width). */
-const CARD_H = 132;
-const GAP = 8;
-const MIN_COL_W = 250;
-const ROW_H = CARD_H + GAP;
-/** Rows rendered above and below the viewport, so fast scrolling does not show blanks. */
-const OVERSCAN_ROWS = 3;
-/** Below this many cards everything is rendered (browser find works, no geometry to track). */
-export const WINDOW_FROM = 120;
-
-interface Window {
-  cols: number;
-  firstRow: number;
-  lastRow: number;
-}
-
-/** Which rows of the grid intersect the viewport (plus overscan), from the grid's position on the page. */
-export function gridWindow(gridTop: number, gridWidth: number, viewportHeight: number): Window {
-  const cols = Math.max(1, Math.floor((gridWidth + GAP) / (MIN_COL_W + GAP)));
-  const firstRow = Math.max(0, Math.floor(-gridTop / ROW_H) - OVERSCAN_ROWS);
-  const lastRow = Math.max(firstRow, Math.ceil((viewportHeight - gridTop) / ROW_H) + OVERSCAN_ROWS);
-  return { cols, firstRow, lastRow };
-}
-
 /**
  * The agent cards. Large fleets are windowed: only the rows near the viewport
  * exist in the DOM (measured: rendering all 1,000 cards made the first load
@@ -204,7 +181,7 @@ interface GridProps {
 
 export function AgentGrid({ agents, busy, canAct, incidentAgents }: GridProps) {
   const ref = useRef<HTMLDivElement>(null);
-  const [win, setWin] = useState<Window>({ cols: 4, firstRow: 0, lastRow: 12 });
+  const [win, setWin] = useState<GridWindow>({ cols: 4, firstRow: 0, lastRow: 12 });
   const windowed = agents.length >= WINDOW_FROM;
   const frame = useRef(0);
 
@@ -249,8 +226,7 @@ export function AgentGrid({ agents, busy, canAct, incidentAgents }: GridProps) {
     );
   }
   const rows = Math.ceil(agents.length / win.cols);
-  const start = Math.min(agents.length, win.firstRow * win.cols);
-  const end = Math.min(agents.length, (win.lastRow + 1) * win.cols);
+  const { start, end } = windowSlice(win, agents.length);
   return (
     <div ref={ref} class="grid-scroller" data-list="agents" data-total={agents.length} style={{ height: `${rows * ROW_H - GAP}px` }}>
       <div class="grid" style={{ gridTemplateColumns: `repeat(${win.cols}, minmax(0, 1fr))`, transform: `translateY(${win.firstRow * ROW_H}px)` }}>
