@@ -57,3 +57,29 @@ describe('sqlite store: damaged and foreign files', () => {
     rmSync(d, { recursive: true, force: true });
   });
 });
+
+describe('sqlite store: retention does not stall ingest', () => {
+  it('commits a write that arrives during a long prune before the prune has finished', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'immune-sqlite-prune-'));
+    const s = new SqliteStore({ path: join(d, 'immune.sqlite') });
+    await s.open();
+    try {
+      const old = Array.from({ length: 60_000 }, (_, i) => vitals(`a${i % 50}`, 1000 + i / 100));
+      for (let i = 0; i < old.length; i += 10_000) await s.appendVitals('r', old.slice(i, i + 10_000));
+      const order: string[] = [];
+      // The prune is split into 5000-row steps; the write is committed between two of them.
+      const prune = s.pruneVitals(1_000_000).then((n) => {
+        order.push('prune');
+        return n;
+      });
+      const write = s.appendVitals('r', [vitals('fresh', 2_000_000)]).then(() => order.push('write'));
+      expect(await prune).toBe(60_000);
+      await write;
+      expect(order).toEqual(['write', 'prune']);
+      expect(await s.vitalsCount('r')).toBe(1);
+    } finally {
+      await s.close();
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
