@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { artifactPath, launchBrowser } from '../support/browser.js';
+import { artifactPath, BROWSER_SETUP_TIMEOUT_MS, launchBrowser } from '../support/browser.js';
 import { startImmune, type ImmuneProcess } from '../support/immune-process.js';
 
 /**
@@ -49,14 +49,15 @@ async function ingest(records: object[]): Promise<void> {
 }
 
 beforeAll(async () => {
+  // First: it may have to install chromium, and the one-time login link should still be fresh after.
+  browser = await launchBrowser();
   proc = await startImmune({ args: ['serve'], env: { INGEST_API_KEY } });
   const now = Date.now() / 1000;
   const normal: object[] = [];
   for (let k = 0; k < 30; k++) for (let i = 0; i < FLEET; i++) normal.push(vitals(i, now - 120 + k * 3 + i * 0.001, k));
   await ingest(normal);
-  browser = await launchBrowser();
   page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
-});
+}, BROWSER_SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await browser?.close();

@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { artifactPath, launchBrowser } from '../support/browser.js';
+import { artifactPath, BROWSER_SETUP_TIMEOUT_MS, launchBrowser } from '../support/browser.js';
 import { startImmune, type ImmuneProcess } from '../support/immune-process.js';
 import { findInfluxd, startInfluxd, type Influxd } from '../support/influxd.js';
 
@@ -22,11 +22,12 @@ if ('skip' in bin) {
   let page: Page;
 
   beforeAll(async () => {
+    // First: it may have to install chromium, and the one-time login link should still be fresh after.
+    browser = await launchBrowser();
     influx = await startInfluxd(bin.path);
     product = await startImmune({ args: ['serve'], env: { IMMUNE_STORE: 'influx', INFLUXDB_URL: influx.url, INGEST_API_KEY } });
-    browser = await launchBrowser();
     page = await (await browser.newContext({ viewport: { width: 1400, height: 800 } })).newPage();
-  });
+  }, BROWSER_SETUP_TIMEOUT_MS);
 
   afterAll(async () => {
     await browser?.close();

@@ -1,6 +1,6 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { artifactPath, launchBrowser } from '../support/browser.js';
+import { artifactPath, BROWSER_SETUP_TIMEOUT_MS, launchBrowser } from '../support/browser.js';
 import { startImmune, type ImmuneProcess } from '../support/immune-process.js';
 
 /**
@@ -28,15 +28,16 @@ async function api(path: string, init: RequestInit = {}): Promise<Response> {
 }
 
 beforeAll(async () => {
+  // First: it may have to install chromium, and the one-time login link should still be fresh after.
+  browser = await launchBrowser();
   proc = await startImmune({
     args: ['demo', '--agents', '6', '--duration', '0', '--chaos-schedule', SEVERE],
     env: { TICK_INTERVAL_SECONDS: '0.2', HEALING_STEP_DELAY_SECONDS: '0.3', OPERATOR_TOKEN, VIEWER_TOKEN },
   });
-  browser = await launchBrowser();
   operator = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
   page = await operator.newPage();
   page.on('pageerror', (e) => pageErrors.push(e.message));
-});
+}, BROWSER_SETUP_TIMEOUT_MS);
 
 afterAll(async () => {
   await browser?.close();
