@@ -3,13 +3,11 @@ import { ApiError } from '../api';
 import { ControllerContext } from '../controller';
 import { clock, count, percent, sigma, usd, words } from '../format';
 import { useSubscription } from '../hooks';
-import type { AgentDetail, AgentSummary, BaselineMetric, ImmuneEvent, LatestVitals, Status, Vitals } from '../types';
+import type { AgentDetail, AgentSummary, ImmuneEvent, Status, Vitals } from '../types';
 import { HEALABLE } from './agent-grid';
 import { StatusBadge } from './status';
-import { VitalChart, type Band, type Marker } from './vital-chart';
-
-/** The sentinel's per-sample threshold (EngineConfig.thresholdSigma): the band drawn when the server sends no low/high. */
-const BAND_SIGMA = 2.5;
+import { bandOf, markersOf, vitalsOfLatest, withGaps } from '../vitals-series';
+import { VitalChart } from './vital-chart';
 
 interface VitalSpec {
   /** Key in `baseline` and `deviations`. */
@@ -37,48 +35,6 @@ const VITALS: readonly VitalSpec[] = [
 export const DIAGNOSES = ['prompt_drift', 'prompt_injection', 'infinite_loop', 'tool_instability', 'memory_corruption', 'cost_overrun', 'external_cause', 'unknown'] as const;
 
 const CONTAINED: ReadonlySet<Status> = new Set(['quarantined', 'pending_approval', 'healing', 'rejected', 'exhausted']);
-
-/** The normal band in the metric's units: the server's low/high when given, else mean ± 2.5 σ. */
-export function bandOf(b: BaselineMetric | undefined): Band | null {
-  if (!b) return null;
-  const low = b.low ?? Math.max(0, b.mean - BAND_SIGMA * b.stddev);
-  const high = b.high ?? Math.max(b.p95, b.mean + BAND_SIGMA * b.stddev);
-  return { low, high, mean: b.mean };
-}
-
-/** The dashboard's summary of the latest task, back in the engine's vitals spelling, to extend the charts live. */
-export function vitalsOfLatest(id: string, l: LatestVitals): Vitals {
-  return {
-    agent_id: id,
-    timestamp: l.timestamp,
-    latency_ms: l.latency,
-    token_count: l.tokens,
-    input_tokens: l.input_tokens,
-    output_tokens: l.output_tokens,
-    cost: l.cost,
-    tool_calls: l.tools,
-    retries: l.retries,
-    success: l.success,
-    error_type: l.error_type,
-  };
-}
-
-/** Moments worth a vertical line: detection, each applied action, and the verdict that the agent healed. */
-export function markersOf(history: readonly ImmuneEvent[], agent: AgentSummary | null): Marker[] {
-  const out: Marker[] = [];
-  for (const e of history) {
-    if (e.type === 'infection_detected' || e.type === 'probation_failed') {
-      const dev = e.infection?.max_deviation;
-      out.push({ ts: e.ts, kind: 'infection', label: dev === undefined ? 'infection' : `infection ${sigma(dev)}` });
-    } else if (e.type === 'action_applied') out.push({ ts: e.ts, kind: 'healing', label: words(String(e.action ?? 'healing')) });
-    else if (e.type === 'probation_passed') out.push({ ts: e.ts, kind: 'healed', label: 'healed' });
-  }
-  const inf = agent?.infection;
-  if (inf && !out.some((m) => m.kind === 'infection' && Math.abs(m.ts - inf.timestamp) < 0.001)) {
-    out.push({ ts: inf.timestamp, kind: 'infection', label: `infection ${sigma(inf.max_deviation)}` });
-  }
-  return out.sort((a, b) => a.ts - b.ts);
-}
 
 function Actions({ a }: { a: AgentSummary }) {
   const ctl = useContext(ControllerContext);
@@ -254,14 +210,15 @@ export function AgentDetailView({ id, onClose }: { id: string; onClose: () => vo
   }, [latestTs, detail]);
 
   const samples = useMemo(() => (detail ? [...detail.recent_vitals, ...extra].slice(-200) : []), [detail, extra]);
-  const xs = useMemo(() => samples.map((v) => v.timestamp), [samples]);
+  const gaps = useMemo(() => withGaps(samples), [samples]);
+  const xs = gaps.xs;
   const agent = live ?? detail?.agent ?? null;
   const infectionTs = agent?.infection?.timestamp;
   // Keyed on values, not on the summary object the stream replaces every second: charts redraw only when something moved.
   // eslint-disable-next-line react-hooks/exhaustive-deps
   const markers = useMemo(() => markersOf(detail?.history ?? [], agent), [detail, infectionTs]);
   const bands = useMemo(() => VITALS.map((s) => bandOf(detail?.baseline?.[s.key])), [detail]);
-  const series = useMemo(() => VITALS.map((s) => samples.map(s.read)), [samples]);
+  const series = useMemo(() => VITALS.map((s) => gaps.rows.map((v) => (v === null ? null : s.read(v)))), [gaps]);
 
   return (
     <div class="drawer-backdrop" onClick={(e) => e.target === e.currentTarget && onClose()}>

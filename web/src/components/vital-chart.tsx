@@ -2,22 +2,13 @@ import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
-export interface Band {
-  low: number;
-  high: number;
-  mean: number;
-}
-
-export interface Marker {
-  ts: number;
-  label: string;
-  kind: 'infection' | 'healing' | 'healed';
-}
+import type { Band, Marker } from '../vitals-series';
 
 interface Props {
   title: string;
   xs: number[];
-  ys: number[];
+  /** null = no task (the agent was contained): the line breaks instead of bridging the gap. */
+  ys: (number | null)[];
   band: Band | null;
   markers: Marker[];
   format: (v: number) => string;
@@ -28,6 +19,11 @@ interface Props {
 }
 
 const MARKER_COLOUR: Readonly<Record<Marker['kind'], string>> = { infection: '#dc2626', healing: '#2563eb', healed: '#16a34a' };
+
+function lastValue(ys: (number | null)[]): number | null {
+  for (let i = ys.length - 1; i >= 0; i--) if (ys[i] !== null) return ys[i];
+  return null;
+}
 
 /**
  * One vital over time: the samples as a line, the baseline's normal band as a
@@ -65,20 +61,37 @@ export function VitalChart({ title, xs, ys, band, markers, format, minTop = 0, d
     const drawMarkers = (u: uPlot) => {
       const { ctx, bbox } = u;
       const [min, max] = [u.scales.x.min ?? 0, u.scales.x.max ?? 0];
+      const px = devicePixelRatio;
+      const lineH = 13 * px;
       ctx.save();
-      ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+      ctx.font = `${11 * px}px system-ui, sans-serif`;
+      ctx.textBaseline = 'top';
+      // Labels of nearby markers would overwrite each other: each takes the first text row that is free at its x.
+      const rowEnds: number[] = [];
       for (const m of live.current.markers) {
         if (m.ts < min || m.ts > max) continue;
         const x = u.valToPos(m.ts, 'x', true);
         ctx.strokeStyle = MARKER_COLOUR[m.kind];
-        ctx.fillStyle = MARKER_COLOUR[m.kind];
-        ctx.lineWidth = (m.kind === 'infection' ? 2 : 1) * devicePixelRatio;
-        ctx.setLineDash(m.kind === 'healing' ? [3 * devicePixelRatio, 3 * devicePixelRatio] : []);
+        ctx.lineWidth = (m.kind === 'infection' ? 2 : 1) * px;
+        ctx.setLineDash(m.kind === 'healing' ? [3 * px, 3 * px] : []);
         ctx.beginPath();
         ctx.moveTo(x, bbox.top);
         ctx.lineTo(x, bbox.top + bbox.height);
         ctx.stroke();
-        ctx.fillText(m.label, x + 3 * devicePixelRatio, bbox.top + 12 * devicePixelRatio);
+        const w = ctx.measureText(m.label).width + 4 * px;
+        // Flip to the left of the line near the right edge.
+        const left = x + w + 3 * px > bbox.left + bbox.width ? x - w - 3 * px : x + 3 * px;
+        let row = rowEnds.findIndex((end) => end <= left);
+        if (row < 0) row = rowEnds.length;
+        rowEnds[row] = left + w;
+        const y = bbox.top + 2 * px + row * lineH;
+        // A white halo keeps the label readable over the series without hiding it behind a box.
+        ctx.setLineDash([]);
+        ctx.lineWidth = 3 * px;
+        ctx.strokeStyle = 'rgba(255, 255, 255, 0.9)';
+        ctx.strokeText(m.label, left + 2 * px, y);
+        ctx.fillStyle = MARKER_COLOUR[m.kind];
+        ctx.fillText(m.label, left + 2 * px, y);
       }
       ctx.restore();
     };
@@ -124,9 +137,9 @@ export function VitalChart({ title, xs, ys, band, markers, format, minTop = 0, d
     plot.current?.setData([xs, ys]);
   }, [xs, ys, band, markers]);
 
-  const last = ys.length > 0 ? ys[ys.length - 1] : null;
+  const last = lastValue(ys);
   return (
-    <figure class="chart" data-metric={title} data-points={ys.length} data-band={band ? '1' : '0'} data-markers={markers.map((m) => m.kind).join(',')}>
+    <figure class="chart" data-metric={title} data-points={ys.filter((y) => y !== null).length} data-band={band ? '1' : '0'} data-markers={markers.map((m) => m.kind).join(',')}>
       <figcaption>
         <strong>{title}</strong>
         {last !== null && <span> · now {format(last)}</span>}
