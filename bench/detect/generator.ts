@@ -160,7 +160,7 @@ function profile(i: number, r: Rng, prefix: string): Profile {
     retry: r.logUniform(0.01, 0.3),
     error: r.logUniform(0.005, 0.05),
     bigTaskP: r.uniform(0.005, 0.03),
-    driftAmp: r.uniform(0.05, 0.25),
+    driftAmp: Number(process.env.DA ?? 1) * r.uniform(0.05, 0.25),
     driftPeriod: r.uniform(2, 8) * 3600,
     driftPhase: r.uniform(0, 2 * Math.PI),
     prompt: hash(r),
@@ -185,7 +185,7 @@ function arrivals(p: Profile, r: Rng, t0: number, t1: number): { ts: number[]; b
     burst.push(t < burstUntil ? burstLoad : 1);
     if (t >= burstUntil && r.chance(0.004)) {
       burstUntil = t + r.uniform(120, 600);
-      burstLoad = r.uniform(1.0, 1.2);
+      burstLoad = process.env.NOB ? 1 : r.uniform(1.0, 1.2);
     }
     t += r.exponential(t < burstUntil ? p.interval / 5 : p.interval);
   }
@@ -345,7 +345,7 @@ export function generateTrace(opts: Partial<TraceOptions> = {}): Trace {
 /** One task's vitals: healthy draw, then the active effect. */
 function draw(p: Profile, r: Rng, t: number, load: number, mod: { model: Model; speed: number; verbosity: number }, pf: [number, number, number, number], prompt: string, e: Effect): Vitals {
   const drift = Math.exp(p.driftAmp * Math.sin((2 * Math.PI * t) / p.driftPeriod + p.driftPhase));
-  const big = r.chance(p.bigTaskP) ? r.logUniform(1.5, 3) : 1;
+  const big = !process.env.NOBIG && r.chance(p.bigTaskP) ? r.logUniform(1.5, 3) : 1;
   const retries = r.poisson(e.retryMean(p.retry));
   const failed = r.chance(e.errorP(p.error));
   const tail = r.chance(p.tailP) ? 1.5 + r.exponential(1) : 1;

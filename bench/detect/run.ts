@@ -12,7 +12,7 @@ import { Replayer, type Detection } from '../../src/control/replay.js';
 import type { Vitals } from '../../src/domain/vitals.js';
 import { INFECTIONS } from './faults.js';
 import { DEFAULT_TRACE, generateTrace, type Labels } from './generator.js';
-import { score, type Score } from './scorer.js';
+import { explain, score, type Score } from './scorer.js';
 import { SeedReference } from './seed-reference.js';
 
 export interface BenchResult {
@@ -20,6 +20,8 @@ export interface BenchResult {
   samples: number;
   engine: Score;
   seed: Score;
+  /** The engine's false detections and missed faults (for tuning; not part of the JSON result). */
+  engineExplained: ReturnType<typeof explain>;
 }
 
 /** Runs both detectors on the traces of every seed and scores them together. */
@@ -52,6 +54,7 @@ export function runBenchmark(seeds: number[], agents: number, hours: number, fau
     samples: vitals.length,
     engine: score(engineOut, labels, vitals),
     seed: score(seedOut, labels, vitals),
+    engineExplained: explain(engineOut, labels),
   };
 }
 
@@ -98,8 +101,9 @@ function main(): void {
     .option('--hours <n>', 'hours of event time per trace', String(DEFAULT_TRACE.hours))
     .option('--faults-per-kind <n>', 'faults per infection kind and magnitude, per trace', String(DEFAULT_TRACE.faultsPerKind))
     .option('--json <file>', 'also write the full result as JSON')
+    .option('--explain', "list the engine's false detections and missed faults")
     .parse();
-  const o = program.opts<{ seeds: string; agents: string; hours: string; faultsPerKind: string; json?: string }>();
+  const o = program.opts<{ seeds: string; agents: string; hours: string; faultsPerKind: string; json?: string; explain?: boolean }>();
   const seeds = o.seeds.split(',').map((x) => Number(x.trim()));
   const nums = [Number(o.agents), Number(o.hours), Number(o.faultsPerKind), ...seeds];
   if (nums.some((n) => !Number.isFinite(n) || n <= 0)) {
@@ -112,7 +116,14 @@ function main(): void {
   process.stdout.write(toMarkdown(r) + '\n');
   const wrong = Object.entries(r.engine.diagnosis.wrong).map(([k, n]) => `${k} ×${n}`).join(', ');
   if (wrong) process.stdout.write(`\nengine misdiagnoses: ${wrong}\n`);
-  if (o.json) writeFileSync(o.json, JSON.stringify(r, null, 2) + '\n');
+  if (o.explain) {
+    process.stdout.write('\nengine false detections:\n');
+    for (const d of r.engineExplained.falseDetections) process.stdout.write(`  ${d.agent_id} @${d.timestamp} ${d.diagnosis} ${d.max_deviation}σ ${d.anomalies.join(',')} ${JSON.stringify(d.deviations)}\n`);
+    process.stdout.write('engine missed faults:\n');
+    for (const f of r.engineExplained.missed) process.stdout.write(`  ${f.id} ${f.agent_id} m=${f.m} ${f.samples} samples @${f.start}\n`);
+  }
+  const { engineExplained: _, ...result } = r;
+  if (o.json) writeFileSync(o.json, JSON.stringify(result, null, 2) + '\n');
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) main();

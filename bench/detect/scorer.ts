@@ -136,3 +136,16 @@ function quantile(xs: number[], q: number): number {
   const hi = Math.ceil(pos);
   return s[lo] + (s[hi] - s[lo]) * (pos - lo);
 }
+
+/** The detections that matched no fault, and the faults nobody detected: what to look at when tuning. */
+export function explain(detections: readonly Detection[], labels: Labels): { falseDetections: Detection[]; missed: FaultLabel[] } {
+  const falseDetections: Detection[] = [];
+  const caught = new Set<FaultLabel>();
+  for (const d of detections) {
+    if (d.agent_id.startsWith('fleet:')) continue;
+    const f = labels.faults.find((x) => x.agent_id === d.agent_id && d.timestamp >= x.start && d.timestamp <= x.graceEnd);
+    if (f) caught.add(f);
+    else falseDetections.push(d);
+  }
+  return { falseDetections, missed: labels.faults.filter((f) => !caught.has(f)) };
+}

@@ -14,7 +14,7 @@ export interface Baseline {
   mean: Float64Array;
   variance: Float64Array;
   p95: Float64Array;
-  /** Linear-space EWMA mean per continuous metric, for display and ratios. */
+  /** Linear-space EWMA mean per continuous metric (in the metric's read unit), for display and ratios. */
   linear: Float64Array;
   /** EWMA of retries per task and of P(error). */
   rate: Float64Array;
@@ -37,6 +37,17 @@ export function newBaseline(): Baseline {
   };
 }
 
+/**
+ * The spread and the retry/error rates are learned over 4× the span of the
+ * level. A variance from ~50 heavy-tailed samples swings by ±30 % and every
+ * low swing is a burst of false alarms; a rate of 0.03 per task sees 1–2
+ * events in 50 samples. Neither needs to follow the workload as fast as the
+ * level does.
+ */
+const SLOW_SPAN_FACTOR = 4;
+/** σ × (1 + 4/n): 1.27 right after learning (n = 15), 1.02 once the spread has seen 200 samples. */
+const SMALL_SAMPLE_WIDENING = 4;
+
 export function isReady(b: Baseline, cfg: EngineConfig): boolean {
   return b.n >= cfg.minSamples;
 }
@@ -45,18 +56,23 @@ export function isReady(b: Baseline, cfg: EngineConfig): boolean {
 export function effectiveSigma(b: Baseline, i: number, cfg: EngineConfig): number {
   const m = b.linear[i];
   const resolutionFloor = Math.log1p(m + CONTINUOUS[i].resolution) - Math.log1p(m);
-  return Math.max(Math.sqrt(b.variance[i]), cfg.sigmaFloor, resolutionFloor);
+  // A spread learned from few samples is often too small (15 samples: ±19 %); widen it like a t-quantile would.
+  const small = 1 + SMALL_SAMPLE_WIDENING / Math.max(1, Math.min(b.n, SLOW_SPAN_FACTOR * cfg.ewmaSpan));
+  return Math.max(Math.sqrt(b.variance[i]) * small, cfg.sigmaFloor, resolutionFloor);
 }
 
 /**
  * Folds one normal sample into the baseline. While learning, α = max(α, 1/n)
  * (a running average, so 15 samples already give a fair estimate). Once ready,
  * values are winsorised at mean ± clip·σ so a tail sample teaches the spread
- * without dragging the mean.
+ * without dragging the mean. `weight` (0–1] slows learning down for samples
+ * that are only mildly suspect.
  */
-export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Infinity): void {
+export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Infinity, weight = 1, rateWeight = weight): void {
   b.n += 1;
-  const alpha = Math.max(2 / (cfg.ewmaSpan + 1), 1 / b.n);
+  const alpha = weight * Math.max(2 / (cfg.ewmaSpan + 1), 1 / b.n);
+  const alphaV = weight * Math.max(2 / (SLOW_SPAN_FACTOR * cfg.ewmaSpan + 1), 1 / b.n);
+  const alphaR = rateWeight * Math.max(2 / (SLOW_SPAN_FACTOR * cfg.ewmaSpan + 1), 1 / b.n);
   const first = b.n === 1;
   for (let i = 0; i < NC; i++) {
     const x = CONTINUOUS[i].read(v);
@@ -77,7 +93,7 @@ export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Inf
     const diff = y - b.mean[i];
     const incr = alpha * diff;
     b.mean[i] += incr;
-    b.variance[i] = (1 - alpha) * (b.variance[i] + diff * incr);
+    b.variance[i] = (1 - alphaV) * (b.variance[i] + alphaV * diff * diff);
     b.linear[i] += alpha * (Math.expm1(y) - b.linear[i]);
     if (b.n <= cfg.minSamples) {
       b.p95[i] = b.mean[i] + 1.645 * Math.sqrt(b.variance[i]);
@@ -89,7 +105,7 @@ export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Inf
   }
   for (let j = 0; j < NR; j++) {
     const r = RATES[j].read(v);
-    b.rate[j] = first ? r : b.rate[j] + alpha * (r - b.rate[j]);
+    b.rate[j] = first ? r : b.rate[j] + alphaR * (r - b.rate[j]);
   }
   if (v.prompt_hash !== '') b.prompt_hash = v.prompt_hash;
   if (v.model !== '') b.model = v.model;
@@ -102,7 +118,7 @@ export interface MetricBaseline {
   p95: number;
 }
 
-/** Human-facing view in linear units (ms, tokens, USD, calls, rates). */
+/** Human-facing view in wire units (ms, tokens, USD, calls, rates). */
 export function describeBaseline(b: Baseline): Record<string, MetricBaseline> & { prompt_hash?: unknown } {
   const out: Record<string, MetricBaseline> = {};
   for (let i = 0; i < NC; i++) {
@@ -110,7 +126,8 @@ export function describeBaseline(b: Baseline): Record<string, MetricBaseline> & 
     const sd = Math.sqrt(b.variance[i]);
     // Spread in linear units from the log-space spread around the typical value.
     const stddev = (Math.expm1(m + sd) - Math.expm1(m - sd)) / 2;
-    out[CONTINUOUS[i].key] = { mean: b.linear[i], stddev, p95: Math.max(0, Math.expm1(b.p95[i])) };
+    const u = CONTINUOUS[i].unit;
+    out[CONTINUOUS[i].key] = { mean: b.linear[i] * u, stddev: stddev * u, p95: Math.max(0, Math.expm1(b.p95[i])) * u };
   }
   for (let j = 0; j < NR; j++) {
     const r = b.rate[j];

@@ -10,19 +10,29 @@ export interface ContinuousMetric {
   /** Name used in `deviations` and in baselines (seed spelling). */
   key: 'latency' | 'tokens' | 'input_tokens' | 'output_tokens' | 'cost' | 'tools';
   anomaly: AnomalyType;
+  /** The value in this metric's unit (see `unit`). */
   read(v: Vitals): number;
-  /** Smallest change in linear units that matters (1 tool call, 10 tokens…): floors σ for near-constant metrics. */
+  /**
+   * Wire units per read unit. log1p(x) is only log-like when x ≫ 1: cost per task
+   * is a few hundredths of a dollar, so it is read in hundredths of a cent
+   * (otherwise a 10× cost spike is a fraction of one σ floor).
+   */
+  unit: number;
+  /** Smallest change in read units that matters (1 tool call, 20 tokens…): floors σ for near-constant metrics. */
   resolution: number;
   label: string;
 }
 
+/** Cost is read in hundredths of a cent (USD 0.0001). */
+const COST_UNIT = 1e-4;
+
 export const CONTINUOUS: readonly ContinuousMetric[] = [
-  { key: 'latency', anomaly: 'latency_spike', read: (v) => v.latency_ms, resolution: 20, label: 'latency' },
-  { key: 'tokens', anomaly: 'token_spike', read: (v) => v.token_count, resolution: 20, label: 'total tokens' },
-  { key: 'input_tokens', anomaly: 'input_token_spike', read: (v) => v.input_tokens, resolution: 20, label: 'input tokens' },
-  { key: 'output_tokens', anomaly: 'output_token_spike', read: (v) => v.output_tokens, resolution: 20, label: 'output tokens' },
-  { key: 'cost', anomaly: 'cost_spike', read: (v) => v.cost, resolution: 0.0002, label: 'cost' },
-  { key: 'tools', anomaly: 'tool_explosion', read: (v) => v.tool_calls, resolution: 1, label: 'tool calls' },
+  { key: 'latency', anomaly: 'latency_spike', read: (v) => v.latency_ms, unit: 1, resolution: 20, label: 'latency' },
+  { key: 'tokens', anomaly: 'token_spike', read: (v) => v.token_count, unit: 1, resolution: 20, label: 'total tokens' },
+  { key: 'input_tokens', anomaly: 'input_token_spike', read: (v) => v.input_tokens, unit: 1, resolution: 20, label: 'input tokens' },
+  { key: 'output_tokens', anomaly: 'output_token_spike', read: (v) => v.output_tokens, unit: 1, resolution: 20, label: 'output tokens' },
+  { key: 'cost', anomaly: 'cost_spike', read: (v) => v.cost / COST_UNIT, unit: COST_UNIT, resolution: 2, label: 'cost' },
+  { key: 'tools', anomaly: 'tool_explosion', read: (v) => v.tool_calls, unit: 1, resolution: 1, label: 'tool calls' },
 ];
 
 /** Rate metrics are judged with count statistics (Bernoulli errors, Poisson retries), not σ of a 0/1 stream. */

@@ -8,26 +8,42 @@ import { binomialTail, poissonTail, sigmaForTail } from './stats.js';
 const RING = 5;
 /**
  * A sample is kept out of the baseline only when it is far out (≥ 1.6·threshold) or evidence is
- * close to confirming (≥ 75% of h). Excluding every mildly high sample biases the mean and σ low
- * and multiplies false alarms (measured: 3.3 → 0.1 per 100 agent-hours on Gaussian traces).
+ * close to confirming (fast CUSUM ≥ 75% of h, slow CUSUM ≥ 50% of its h). Excluding every mildly
+ * high sample biases the mean and σ low and multiplies false alarms (measured: 3.3 → 0.1 per 100
+ * agent-hours on Gaussian traces), while learning a sustained excursion absorbs it: an EWMA of span
+ * 50 has moved half-way to a subtle shift after 17 samples, before the slow CUSUM can confirm it.
  */
 const SUSPECT_Z = 1.6;
 const SUSPECT_CUSUM = 0.75;
+const SUSPECT_SLOW = 0.5;
+const SLOW_LEARN = 0.5;
 /** Target per-sample false-confirmation probability used to size the confirmation run from a metric's tail. */
-const TAIL_TARGET = 1e-6;
+const TAIL_TARGET = 1e-5;
 /** Span of the EWMA that tracks how often a metric exceeds the threshold on its own (its tail weight). */
 const TAIL_SPAN = 200;
+/**
+ * The slow CUSUM finds subtle sustained shifts (1.5–2× normal, about one σ): allowance and decision
+ * interval in σ, and the clip that keeps one outlier from contributing more than SLOW_CLIP − SLOW_K.
+ */
+const SLOW_K = 0.5;
+const SLOW_H = 12;
+const SLOW_CLIP = 2;
+/** Alternative rates of the slow rate CUSUMs, as multiples of the baseline rate. */
+const RATE_FREEZE = 0.75;
+const SLOW_RATE_FACTOR = 3;
 
 /**
  * Evidence the sentinel has accumulated about one agent since it last looked
- * healthy. Confirmation uses a CUSUM per metric: a blatant spike confirms in
- * 2–4 samples (depending on how heavy-tailed this agent's metric has been),
- * a subtle sustained shift accumulates until it is unmistakable, and a single
- * outlier never confirms on its own.
+ * healthy. Two CUSUMs per metric: a fast one on clipped z-scores, where a
+ * blatant spike confirms in 2–4 samples (depending on how far out the
+ * sample is compared with how heavy this agent's tail has been) and a single
+ * outlier never confirms on its own; and a slow one with a small allowance
+ * that accumulates a subtle sustained shift until it is unmistakable.
  */
 export interface SentinelState {
-  cusum: Float64Array; // NC continuous then NR rates
-  run: Int32Array; // samples since each CUSUM last sat at zero
+  cusum: Float64Array; // fast CUSUM: NC continuous then NR rates
+  slow: Float64Array; // slow CUSUM: NC continuous then NR rates
+  run: Int32Array; // samples since each metric's CUSUMs last both sat at zero
   tail: Float64Array; // per continuous metric: EWMA of P(z ≥ threshold)
   z: Float64Array; // ring of the last RING z-scores per continuous metric
   counts: Float64Array; // ring of the last rateWindow raw values per rate metric
@@ -41,6 +57,7 @@ export interface SentinelState {
 export function newSentinelState(cfg: EngineConfig): SentinelState {
   const s: SentinelState = {
     cusum: new Float64Array(NC + NR),
+    slow: new Float64Array(NC + NR),
     run: new Int32Array(NC + NR),
     tail: new Float64Array(NC).fill(0.01),
     z: new Float64Array(NC * RING),
@@ -56,6 +73,7 @@ export function newSentinelState(cfg: EngineConfig): SentinelState {
 /** Forget accumulated evidence (entering probation: judge only fresh samples). Tail estimates are kept. */
 export function resetEvidence(s: SentinelState): void {
   s.cusum.fill(0);
+  s.slow.fill(0);
   s.run.fill(0);
   s.z.fill(0);
   s.counts.fill(0);
@@ -65,12 +83,34 @@ export function resetEvidence(s: SentinelState): void {
   s.candidateRun = 0;
 }
 
+/** True when no metric has more than half the evidence it needs: the agent looks normal right now. */
+export function looksNormal(s: SentinelState, cfg: EngineConfig): boolean {
+  for (let i = 0; i < NC + NR; i++) {
+    const h = i < NC ? cfg.cusumH : cfg.rateCusumH;
+    const hs = i < NC ? SLOW_H : cfg.rateCusumH;
+    if (s.cusum[i] >= h / 2 || s.slow[i] >= hs / 2) return false;
+  }
+  return true;
+}
+
 /** The sentinel's judgement of one sample. */
 export interface Verdict {
   /** Enough evidence for an infection. */
   confirmed: boolean;
-  /** Something is elevated: do not teach this sample to the baseline. */
+  /** Something is elevated: the agent does not look plainly normal right now. */
   suspicious: boolean;
+  /**
+   * How much of this sample the baseline should learn: 1 normally, 0 when it is
+   * far out or evidence is close to confirming, a fraction while only the slow
+   * CUSUM is building (the baseline follows a drift but does not absorb a shift).
+   */
+  learnWeight: number;
+  /**
+   * The same for the retry and error rates, judged on their own: one retry is
+   * a big step for a rate of 0.02, and a rate that keeps learning while its
+   * evidence builds absorbs a sustained 5× increase within one fault.
+   */
+  rateLearnWeight: number;
   /** The sample shows what a provider problem looks like (slow or failing), for fleet correlation. */
   providerSignal: boolean;
   /** Every confirmed anomaly is of the kind a provider outage causes (latency, errors, retries). */
@@ -85,9 +125,10 @@ export interface Verdict {
   evidenceSamples: number;
 }
 
-function requiredRun(tailRate: number): number {
-  const k = Math.ceil(Math.log(TAIL_TARGET) / Math.log(Math.max(tailRate, 1e-9)));
-  return Math.min(4, Math.max(2, k));
+/** Samples that far out in a row needed before their joint probability, from this metric's own tail, falls below TAIL_TARGET. */
+function requiredRun(tail: number): number {
+  const k = Math.ceil(Math.log(TAIL_TARGET) / Math.log(Math.max(tail, 1e-9)));
+  return k < 2 ? 2 : k > 4 ? 4 : k;
 }
 
 /** Judges one sample against the baseline and updates the evidence. Pure apart from `s`, which it owns. */
@@ -95,28 +136,37 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
   const T = cfg.thresholdSigma;
   const K = cfg.cusumK;
   const H = cfg.cusumH;
+  const HR = cfg.rateCusumH;
   let confirmed = false;
   let suspicious = false;
+  let slowSuspect = false;
+  let rateSuspect = false;
   let providerSignal = false;
   let providerOnly = true;
   const slot = s.pos;
   s.pos = (s.pos + 1) % RING;
+  const promptChanged = v.prompt_hash !== '' && b.prompt_hash !== '' && v.prompt_hash !== b.prompt_hash;
 
   for (let i = 0; i < NC; i++) {
     const y = Math.log1p(CONTINUOUS[i].read(v));
     const z = (y - b.mean[i]) / effectiveSigma(b, i, cfg);
     s.z[i * RING + slot] = z;
-    // A run of k clipped samples is needed to reach H, where k grows with this metric's tail weight.
+    const before = s.cusum[i];
     const clip = K + H / requiredRun(s.tail[i]);
-    const c = Math.max(0, s.cusum[i] + Math.min(z, clip) - K);
+    const c = Math.max(0, before + Math.min(z, clip) - K);
+    const cs = Math.max(0, s.slow[i] + Math.min(z, SLOW_CLIP) - SLOW_K);
     s.cusum[i] = c;
-    s.run[i] = c > 0 ? s.run[i] + 1 : 0;
+    s.slow[i] = cs;
+    s.run[i] = c > 0 || cs > 0 ? s.run[i] + 1 : 0;
     if (z >= SUSPECT_Z * T || c >= SUSPECT_CUSUM * H) suspicious = true;
-    if (c >= H) {
+    else if (cs >= SUSPECT_SLOW * SLOW_H) slowSuspect = true;
+    if (c >= H || cs >= SLOW_H) {
       confirmed = true;
       if (i !== LATENCY) providerOnly = false;
     }
-    if (i === LATENCY && c >= H / 2) providerSignal = true;
+    if (i === LATENCY && (c >= H / 2 || cs >= SLOW_H / 2)) providerSignal = true;
+    // The tail is learned from samples that do not continue an excursion.
+    if (before < H / 2) s.tail[i] += (2 / (TAIL_SPAN + 1)) * ((z >= T ? 1 : 0) - s.tail[i]);
   }
 
   const W = cfg.rateWindow;
@@ -127,38 +177,41 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
     const x = m.read(v);
     s.counts[j * W + rslot] = x;
     let llr: number;
+    let llrSlow: number;
     if (m.kind === 'bernoulli') {
       const p0 = Math.max(b.rate[j], cfg.errorRateFloor);
       const p1 = Math.min(0.95, Math.max(3 * p0, p0 + 0.25));
+      const p1s = Math.min(0.9, SLOW_RATE_FACTOR * p0);
       llr = x > 0 ? Math.log(p1 / p0) : Math.log((1 - p1) / (1 - p0));
+      llrSlow = x > 0 ? Math.log(p1s / p0) : Math.log((1 - p1s) / (1 - p0));
     } else {
       const l0 = Math.max(b.rate[j], cfg.retryRateFloor);
       const l1 = Math.max(3 * l0, l0 + 0.5);
-      llr = Math.min(x, 10) * Math.log(l1 / l0) - (l1 - l0);
+      const l1s = SLOW_RATE_FACTOR * l0;
+      const n = Math.min(x, 10);
+      llr = n * Math.log(l1 / l0) - (l1 - l0);
+      llrSlow = n * Math.log(l1s / l0) - (l1s - l0);
     }
     const k = NC + j;
     const c = Math.max(0, s.cusum[k] + llr);
+    const cs = Math.max(0, s.slow[k] + llrSlow);
     s.cusum[k] = c;
-    s.run[k] = c > 0 ? s.run[k] + 1 : 0;
-    if (c >= cfg.rateCusumH / 2) providerSignal = true;
-    if (c >= SUSPECT_CUSUM * cfg.rateCusumH) suspicious = true;
-    if (c >= cfg.rateCusumH) confirmed = true;
+    s.slow[k] = cs;
+    s.run[k] = c > 0 || cs > 0 ? s.run[k] + 1 : 0;
+    if (c >= HR / 2 || cs >= HR / 2) providerSignal = true;
+    if (c >= SUSPECT_CUSUM * HR) suspicious = true;
+    else if (cs >= SUSPECT_SLOW * HR) slowSuspect = true;
+    if (Math.max(c, cs) >= RATE_FREEZE * HR) rateSuspect = true;
+    if (c >= HR || cs >= HR) confirmed = true;
   }
 
-  const promptChanged = v.prompt_hash !== '' && b.prompt_hash !== '' && v.prompt_hash !== b.prompt_hash;
   if (promptChanged) suspicious = true;
-
-  // Tail weight is learned only from samples that are not part of a sustained excursion.
-  if (!confirmed) {
-    const a = 2 / (TAIL_SPAN + 1);
-    for (let i = 0; i < NC; i++) {
-      const exceeded = s.z[i * RING + slot] >= T ? 1 : 0;
-      if (s.cusum[i] < H / 2 || exceeded === 0) s.tail[i] += a * (exceeded - s.tail[i]);
-    }
-  }
+  const learnWeight = suspicious || confirmed ? 0 : slowSuspect ? SLOW_LEARN : 1;
+  const rateLearnWeight = confirmed || rateSuspect ? 0 : learnWeight;
+  suspicious ||= slowSuspect;
 
   if (!confirmed) {
-    return { confirmed, suspicious, providerSignal, providerOnly: false, promptChanged, anomalies: [], deviations: {}, ratios: {}, maxDeviation: 0, evidenceSamples: 0 };
+    return { confirmed, suspicious, learnWeight, rateLearnWeight, providerSignal, providerOnly: false, promptChanged, anomalies: [], deviations: {}, ratios: {}, maxDeviation: 0, evidenceSamples: 0 };
   }
   return describe(b, s, v, cfg, slot, rslot, promptChanged, providerSignal, providerOnly);
 }
@@ -182,7 +235,9 @@ function describe(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig, s
     const dev = Math.max(0, sum / m);
     deviations[CONTINUOUS[i].key] = round2(dev);
     // Listed when confirmed, or well on the way and clearly above normal right now.
-    const elevated = s.cusum[i] >= cfg.cusumH || (s.cusum[i] >= cfg.cusumH / 2 && dev >= T);
+    const c = s.cusum[i];
+    const cs = s.slow[i];
+    const elevated = c >= cfg.cusumH || cs >= SLOW_H || (c >= cfg.cusumH / 2 && dev >= T) || (cs >= SLOW_H / 2 && dev >= 1);
     if (elevated) {
       anomalies.push(CONTINUOUS[i].anomaly);
       maxDeviation = Math.max(maxDeviation, dev);
@@ -203,7 +258,8 @@ function describe(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig, s
         ? sigmaForTail(binomialTail(total, n, Math.max(b.rate[j], cfg.errorRateFloor)))
         : sigmaForTail(poissonTail(total, n * Math.max(b.rate[j], cfg.retryRateFloor)));
     deviations[m.key] = round2(dev);
-    if (s.cusum[NC + j] >= cfg.rateCusumH / 2 && (s.cusum[NC + j] >= cfg.rateCusumH || dev >= T)) {
+    const c = Math.max(s.cusum[NC + j], s.slow[NC + j]);
+    if (c >= cfg.rateCusumH || (c >= cfg.rateCusumH / 2 && dev >= T)) {
       anomalies.push(m.anomaly);
       maxDeviation = Math.max(maxDeviation, dev);
       evidenceSamples = Math.max(evidenceSamples, s.run[NC + j]);
@@ -214,7 +270,7 @@ function describe(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig, s
     anomalies.push('prompt_change');
     deviations.prompt_change = 0;
   }
-  return { confirmed: true, suspicious: true, providerSignal, providerOnly, promptChanged, anomalies, deviations, ratios, maxDeviation: round2(maxDeviation), evidenceSamples };
+  return { confirmed: true, suspicious: true, learnWeight: 0, rateLearnWeight: 0, providerSignal, providerOnly, promptChanged, anomalies, deviations, ratios, maxDeviation: round2(maxDeviation), evidenceSamples };
 }
 
 function round2(x: number): number {
@@ -223,6 +279,8 @@ function round2(x: number): number {
 
 export interface SentinelSnapshot {
   cusum: number[];
+  /** Absent in snapshots written before the slow CUSUM existed (restored as zero evidence). */
+  slow?: number[];
   run: number[];
   tail: number[];
   z: number[];
@@ -236,6 +294,7 @@ export interface SentinelSnapshot {
 export function snapshotSentinel(s: SentinelState): SentinelSnapshot {
   return {
     cusum: Array.from(s.cusum),
+    slow: Array.from(s.slow),
     run: Array.from(s.run),
     tail: Array.from(s.tail),
     z: Array.from(s.z),
@@ -258,6 +317,7 @@ export function restoreSentinel(x: SentinelSnapshot, cfg: EngineConfig): Sentine
   copy(s.cusum, x.cusum, 'cusum');
   copy(s.run, x.run, 'run');
   copy(s.tail, x.tail, 'tail');
+  if (x.slow !== undefined) copy(s.slow, x.slow, 'slow');
   copy(s.z, x.z, 'z');
   copy(s.counts, x.counts, 'counts');
   s.pos = x.pos % RING;
