@@ -10,7 +10,7 @@ import { planNextAction } from './healing-policy.js';
 import { ImmuneMemory } from './immune-memory.js';
 import { applyEvent, newWorkflow, type Workflow } from './lifecycle.js';
 import { CONTINUOUS, NC } from './metrics.js';
-import { judge, newSentinelState, resetEvidence, restoreSentinel, snapshotSentinel, type SentinelSnapshot, type SentinelState, type Verdict } from './sentinel.js';
+import { judge, looksNormal, newSentinelState, resetEvidence, restoreSentinel, snapshotSentinel, type SentinelSnapshot, type SentinelState, type Verdict } from './sentinel.js';
 
 /** Something the shell must do; the engine only decides. */
 export type Effect = {
@@ -181,7 +181,7 @@ export class ImmuneEngine {
     }
     rt.holdSince = null;
     this.watchPrompt(rt, v, verdict, out);
-    if (!verdict.suspicious) learn(rt.baseline, v, this.cfg, this.cfg.thresholdSigma);
+    if (verdict.learnWeight > 0 || verdict.rateLearnWeight > 0) learn(rt.baseline, v, this.cfg, this.cfg.thresholdSigma, verdict.learnWeight, verdict.rateLearnWeight);
   }
 
   /** True when the anomaly belongs to a provider incident (or is held waiting for peers) instead of this agent. */
@@ -221,7 +221,7 @@ export class ImmuneEngine {
       s.candidateRun = 0;
     }
     // Only samples that are otherwise normal vouch for the new prompt.
-    const otherwiseNormal = !verdict.confirmed && rt.sentinel.cusum.every((c) => c < this.cfg.cusumH / 2);
+    const otherwiseNormal = !verdict.confirmed && looksNormal(rt.sentinel, this.cfg);
     if (!otherwiseNormal) return;
     s.candidateRun += 1;
     if (s.candidateRun >= this.cfg.promptAdoptSamples) {
