@@ -19,6 +19,10 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** How long to wait for the login URL, ms. */
   startTimeoutMs?: number;
+  /** Fixed port (restart tests); default: any free port. */
+  port?: number;
+  /** Cache directory to use and keep (restart tests); default: a fresh one, deleted on stop. */
+  cacheDir?: string;
 }
 
 /**
@@ -29,8 +33,8 @@ export async function startImmune(opts: StartOptions): Promise<ImmuneProcess> {
   for (const f of ['dist/cli/main.js', 'web/dist/index.html']) {
     if (!existsSync(f)) throw new Error(`${f} is missing: run "npm run build" before the end-to-end tests`);
   }
-  const cacheDir = mkdtempSync(join(tmpdir(), 'immune-e2e-'));
-  const child: ChildProcess = spawn(process.execPath, ['bin/immune.js', ...opts.args, '--port', '0', '--host', '127.0.0.1'], {
+  const cacheDir = opts.cacheDir ?? mkdtempSync(join(tmpdir(), 'immune-e2e-'));
+  const child: ChildProcess = spawn(process.execPath, ['bin/immune.js', ...opts.args, '--port', String(opts.port ?? 0), '--host', '127.0.0.1'], {
     env: { ...process.env, IMMUNE_CACHE_DIR: cacheDir, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -46,7 +50,7 @@ export async function startImmune(opts: StartOptions): Promise<ImmuneProcess> {
       await exited;
       clearTimeout(killer);
     }
-    rmSync(cacheDir, { recursive: true, force: true });
+    if (opts.cacheDir === undefined) rmSync(cacheDir, { recursive: true, force: true });
   };
 
   const loginUrl = await new Promise<string>((resolve, reject) => {
