@@ -32,7 +32,7 @@ function fmt(key: string, inf: Infection, ctx: DiagnosisContext): string {
  */
 export function diagnose(inf: Infection, ctx: DiagnosisContext): Diagnosis {
   const has = (a: AnomalyType) => inf.anomalies.includes(a);
-  const dev = (k: string) => (inf.deviations[k] ?? 0);
+  const dev = (k: string) => inf.deviations[k] ?? 0;
   const pc = has('prompt_change');
   const IN = has('input_token_spike');
   const OUT = has('output_token_spike');
@@ -43,6 +43,13 @@ export function diagnose(inf: Infection, ctx: DiagnosisContext): Diagnosis {
   const RET = has('high_retry_rate');
   const COST = has('cost_spike');
   const tokenShape = IN || OUT || TOK;
+  // Which side of the context grew more: the listed anomaly first, the deviations when both or neither are listed.
+  const inputLed = (IN && !OUT) || ((IN || !OUT) && dev('input_tokens') >= dev('output_tokens'));
+  const outputLed = (OUT && !IN) || ((OUT || !IN) && dev('output_tokens') > dev('input_tokens'));
+  // Cost that grew well beyond every token count: the price per token changed, not the amount of work.
+  // Compared as ratios to normal: cost has a smaller spread than either token count, so its σ runs higher.
+  const tokenRatio = Math.max(ctx.ratios.tokens ?? 1, ctx.ratios.input_tokens ?? 1, ctx.ratios.output_tokens ?? 1);
+  const costLed = COST && (!tokenShape || (ctx.ratios.cost ?? 1) > 2 * tokenRatio);
   const hyps: Hypothesis[] = [];
   const add = (diagnosis: DiagnosisType, confidence: number, reasoning: string) => hyps.push({ diagnosis, confidence, reasoning });
 
@@ -50,17 +57,18 @@ export function diagnose(inf: Infection, ctx: DiagnosisContext): Diagnosis {
     const what = [IN ? fmt('input_tokens', inf, ctx) : '', TOOL ? fmt('tools', inf, ctx) : ''].filter(Boolean).join(' and ');
     add('prompt_injection', 0.92, `The system prompt changed and ${what}: injected instructions are likely steering the agent.`);
   } else if (pc && !OUT) {
-    add('prompt_injection', 0.5, 'The system prompt changed unexpectedly while the agent misbehaves: possible prompt manipulation.');
+    add('prompt_injection', 0.8, 'The system prompt changed unexpectedly while the agent misbehaves: possible prompt manipulation.');
   } else if (!pc && IN && TOOL && dev('input_tokens') > dev('output_tokens') + 1) {
     add('prompt_injection', 0.55, `${cap(fmt('input_tokens', inf, ctx))} together with ${fmt('tools', inf, ctx)}: stuffed context may carry injected instructions.`);
   }
 
-  if (pc && OUT && !IN) {
+  if (pc && OUT && !IN && !TOOL) {
     add('prompt_drift', 0.88, `The system prompt changed and ${fmt('output_tokens', inf, ctx)} while input is normal: the new prompt makes the agent drift.`);
   } else if (pc && !IN && !TOOL) {
     add('prompt_drift', 0.6, 'The system prompt changed and behaviour shifted: the agent has drifted from its validated prompt.');
-  } else if (!pc && OUT && !TOOL && dev('output_tokens') >= dev('input_tokens') + 1) {
-    add('prompt_drift', 0.8, `${cap(fmt('output_tokens', inf, ctx))} while input is ${IN ? 'less affected' : 'normal'}: runaway generation, the agent no longer follows its prompt's limits.`);
+  } else if (!pc && OUT && !TOOL && outputLed && !costLed) {
+    const clear = dev('output_tokens') >= dev('input_tokens') + 1;
+    add('prompt_drift', clear ? 0.82 : 0.66, `${cap(fmt('output_tokens', inf, ctx))} while input is ${IN ? 'less affected' : 'normal'}: runaway generation, the agent no longer follows its prompt's limits.`);
   }
 
   if (TOOL && !pc) {
@@ -69,7 +77,7 @@ export function diagnose(inf: Infection, ctx: DiagnosisContext): Diagnosis {
     add('infinite_loop', 0.4, `${cap(fmt('tools', inf, ctx))}: the agent may be looping on tools.`);
   }
 
-  if (IN && !pc && !TOOL && dev('input_tokens') >= dev('output_tokens')) {
+  if (IN && !pc && !TOOL && inputLed) {
     const errs = ERR || RET ? ' alongside failures' : '';
     add('memory_corruption', ERR || RET ? 0.85 : 0.78, `${cap(fmt('input_tokens', inf, ctx))} with the same prompt${errs}: the agent's memory or context is bloated or corrupted.`);
   } else if (!tokenShape && !TOOL && RET && !LAT && !ERR) {
@@ -78,18 +86,15 @@ export function diagnose(inf: Infection, ctx: DiagnosisContext): Diagnosis {
 
   if ((LAT || ERR || RET) && !tokenShape && !TOOL && !COST) {
     const parts = [LAT ? fmt('latency', inf, ctx) : '', ERR ? fmt('error_rate', inf, ctx) : '', RET ? fmt('retry_rate', inf, ctx) : ''].filter(Boolean);
-    add('tool_instability', LAT && (ERR || RET) ? 0.85 : 0.75, `${cap(parts.join(', '))} while token use is normal: a tool or MCP server the agent depends on is slow or failing.`);
+    const conf = pc ? 0.5 : LAT && (ERR || RET) ? 0.85 : 0.75;
+    add('tool_instability', conf, `${cap(parts.join(', '))} while token use is normal: a tool or MCP server the agent depends on is slow or failing.`);
   } else if (LAT && (ERR || RET)) {
     add('tool_instability', 0.35, `${cap(fmt('latency', inf, ctx))} with failures: tools may be unstable as well.`);
   }
 
   if (COST) {
-    const costR = ctx.ratios.cost ?? 1;
-    const tokR = Math.max(ctx.ratios.tokens ?? 1, 1);
-    if (costR > 2 * tokR) {
-      add('cost_overrun', 0.88, `${cap(fmt('cost', inf, ctx))} while tokens are ${tokR.toFixed(1)}× normal: each task got pricier (expensive model route or paid tools).`);
-    } else if (inf.anomalies.length === 1) {
-      add('cost_overrun', 0.7, `${cap(fmt('cost', inf, ctx))}: spending is above this agent's normal.`);
+    if (costLed || !tokenShape) {
+      add('cost_overrun', 0.88, `${cap(fmt('cost', inf, ctx))} while token use moved far less: each task got pricier (expensive model route or paid tools).`);
     } else {
       add('cost_overrun', 0.25, `${cap(fmt('cost', inf, ctx))}, following its token use.`);
     }
