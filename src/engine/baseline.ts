@@ -1,3 +1,4 @@
+import { ImmuneError } from '../domain/errors.js';
 import type { Vitals } from '../domain/vitals.js';
 import type { EngineConfig } from './config.js';
 import { CONTINUOUS, NC, NR, RATES } from './metrics.js';
@@ -167,7 +168,7 @@ export function snapshotBaseline(b: Baseline): BaselineSnapshot {
 export function restoreBaseline(s: BaselineSnapshot): Baseline {
   const arr = (xs: number[], len: number, name: string) => {
     if (!Array.isArray(xs) || xs.length !== len || xs.some((x) => typeof x !== 'number' || !Number.isFinite(x))) {
-      throw new Error(`baseline snapshot: '${name}' must be ${len} finite numbers`);
+      throw new ImmuneError('IMM_ERR_VALIDATION', `baseline snapshot: '${name}' must be ${len} finite numbers`, { field: name });
     }
     return Float64Array.from(xs);
   };

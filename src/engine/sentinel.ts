@@ -1,3 +1,4 @@
+import { ImmuneError } from '../domain/errors.js';
 import type { AnomalyType } from '../domain/types.js';
 import type { Vitals } from '../domain/vitals.js';
 import { effectiveSigma, type Baseline } from './baseline.js';
@@ -310,7 +311,7 @@ export function restoreSentinel(x: SentinelSnapshot, cfg: EngineConfig): Sentine
   const s = newSentinelState(cfg);
   const copy = (dst: Float64Array | Int32Array, src: number[], name: string) => {
     if (!Array.isArray(src) || src.length !== dst.length || src.some((n) => typeof n !== 'number' || !Number.isFinite(n))) {
-      throw new Error(`sentinel snapshot: '${name}' must be ${dst.length} finite numbers`);
+      throw new ImmuneError('IMM_ERR_VALIDATION', `sentinel snapshot: '${name}' must be ${dst.length} finite numbers`, { field: name });
     }
     dst.set(src);
   };
