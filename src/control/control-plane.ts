@@ -2,7 +2,9 @@ import { ImmuneError } from '../domain/errors.js';
 import type { AgentMeta, ImmuneEvent } from '../domain/events.js';
 import { CONTAINED_STATES, DIAGNOSIS_TYPES, type Actor, type DiagnosisType } from '../domain/types.js';
 import { checkTimestamp, parseVitals, type TimestampBounds, type Vitals } from '../domain/vitals.js';
-import { describeBaseline, isReady } from '../engine/baseline.js';
+import { describeBaseline, effectiveSigma, isReady, type MetricBaseline } from '../engine/baseline.js';
+import type { EngineConfig } from '../engine/config.js';
+import { CONTINUOUS } from '../engine/metrics.js';
 import type { AgentRuntime, Effect, ImmuneEngine, Outcome } from '../engine/engine.js';
 import type { Logger } from '../log.js';
 import type { EventQuery, Store, StoreHealth } from '../store/store.js';
@@ -470,7 +472,8 @@ export class ControlPlane {
   async storeStatus() {
     const h = await this.storeHealthFn();
     const w = this.writer.stats();
-    return { queued: w.queued, dropped: w.dropped, degraded: !h.ok, ...h };
+    // Everything accepted and not yet stored: this process's batches plus the store's retry queue and spill.
+    return { ...h, queued: w.queued + (h.queue?.queued ?? 0), dropped: w.dropped + (h.queue?.dropped ?? 0), degraded: !h.ok || h.queue?.degraded === true };
   }
 
   async detail(agentId: string) {
@@ -485,10 +488,24 @@ export class ControlPlane {
     const history = this.recent.filter((e) => e.agent_id === agentId).slice(-100).reverse();
     return {
       agent: agentSummary(rt, this.engine.cfg),
-      baseline: ready ? { ...describeBaseline(rt.baseline), prompt_hash: rt.baseline.prompt_hash, samples: rt.baseline.n } : null,
+      baseline: ready ? { ...withBands(describeBaseline(rt.baseline), rt, this.engine.cfg.thresholdSigma, this.engine.cfg), prompt_hash: rt.baseline.prompt_hash, samples: rt.baseline.n } : null,
       deviations: this.engine.currentDeviations(agentId),
       recent_vitals: recent,
       history,
     };
   }
+}
+
+/**
+ * Adds the band the sentinel actually uses (mean ± threshold·σ in log space,
+ * with σ's floors) to each continuous metric, in linear units, for charts.
+ */
+function withBands(metrics: Record<string, MetricBaseline>, rt: AgentRuntime, threshold: number, cfg: EngineConfig): Record<string, MetricBaseline & { low?: number; high?: number }> {
+  const out: Record<string, MetricBaseline & { low?: number; high?: number }> = { ...metrics };
+  CONTINUOUS.forEach((m, i) => {
+    const mu = rt.baseline.mean[i];
+    const sd = effectiveSigma(rt.baseline, i, cfg);
+    out[m.key] = { ...metrics[m.key], low: Math.max(0, Math.expm1(mu - threshold * sd)), high: Math.expm1(mu + threshold * sd) };
+  });
+  return out;
 }

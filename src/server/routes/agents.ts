@@ -21,6 +21,8 @@ export function agentRoutes(app: FastifyInstance, d: Deps): void {
     incidents: d.cp.incidents(),
     store: await d.cp.storeStatus(),
     run_id: d.cp.runId,
+    // The log position this overview reflects: stream events at or below it are already included.
+    seq: d.cp.engine.lastSeq,
   }));
 
   app.get('/api/v1/stream', { schema: { tags: ['dashboard'], summary: 'Server-sent events: log events, changed agents, stats, store status', security }, preHandler: read }, (req, reply) => {
