@@ -127,9 +127,63 @@ export function rowToVitals(r: VitalsRow): Vitals {
   };
 }
 
+/** Slots per vitals row in the packed encoding (see packVitals). */
+export const PACK_WIDTH = 17;
+/** Slots that hold an index into the string dictionary rather than a number. */
+const STRING_SLOTS = new Set([0, 2, 11, 12, 13, 14, 15, 16]);
+
+/** A batch of vitals for the writer thread: numbers in one transferable buffer, each distinct string once. */
+export interface PackedVitals {
+  dict: string[];
+  nums: Float64Array;
+}
+
+/**
+ * Packs vitals in insert order (agent_id first, then the columns after
+ * `series`). The same agent, model and prompt repeat across a batch, so a
+ * string dictionary plus a Float64Array (moved, not copied, to the worker)
+ * costs far less to hand over and to read than one object per record.
+ */
+export function packVitals(batch: readonly Vitals[]): PackedVitals {
+  const dict: string[] = [];
+  const index = new Map<string, number>();
+  const str = (x: string): number => {
+    let i = index.get(x);
+    if (i === undefined) {
+      i = dict.length;
+      dict.push(x);
+      index.set(x, i);
+    }
+    return i;
+  };
+  const nums = new Float64Array(batch.length * PACK_WIDTH);
+  let i = 0;
+  for (const v of batch) {
+    nums[i++] = str(v.agent_id);
+    nums[i++] = v.timestamp;
+    nums[i++] = str(v.agent_type);
+    nums[i++] = v.latency_ms;
+    nums[i++] = v.input_tokens;
+    nums[i++] = v.output_tokens;
+    nums[i++] = v.token_count;
+    nums[i++] = v.cost;
+    nums[i++] = v.tool_calls;
+    nums[i++] = v.retries;
+    nums[i++] = v.success ? 1 : 0;
+    nums[i++] = str(v.model);
+    nums[i++] = str(v.provider);
+    nums[i++] = str(v.error_type);
+    nums[i++] = str(v.prompt_hash);
+    nums[i++] = str(list(v.mcp_servers));
+    nums[i++] = str(list(v.tool_names));
+  }
+  return { dict, nums };
+}
+
 /** One write the worker applies inside a transaction. Runs are named by run_id; the worker interns them. */
 export type WriteOp =
   | { k: 'vitals'; run: string; rows: readonly Vitals[] }
+  | { k: 'packed'; run: string; packed: PackedVitals }
   | { k: 'events'; run: string; events: readonly ImmuneEvent[] }
   | { k: 'snapshot'; run: string; seq: number; data: string }
   | { k: 'agent'; run: string; agent_id: string; meta: string }
@@ -180,6 +234,16 @@ export function writer(db: Database.Database, now: () => number) {
         case 'vitals':
           for (const v of op.rows) insVitals.run(vitalsParams(seriesOf(r, v.agent_id), v));
           break;
+        case 'packed': {
+          const { dict, nums } = op.packed;
+          const row: unknown[] = new Array(PACK_WIDTH);
+          for (let i = 0; i < nums.length; i += PACK_WIDTH) {
+            row[0] = seriesOf(r, dict[nums[i]]);
+            for (let j = 1; j < PACK_WIDTH; j++) row[j] = STRING_SLOTS.has(j) ? dict[nums[i + j]] : nums[i + j];
+            insVitals.run(row);
+          }
+          break;
+        }
         case 'events':
           for (const e of op.events) insEvent.run(r, e.seq, e.ts, e.agent_id, e.type, JSON.stringify(e));
           break;

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
-import { configure, writer, type WriteOp } from './sqlite-schema.js';
+import { configure, writer, type PackedVitals, type WriteOp } from './sqlite-schema.js';
 
 /**
  * The only writer of the embedded database, in a worker thread so that
@@ -9,8 +9,12 @@ import { configure, writer, type WriteOp } from './sqlite-schema.js';
  * is applied in the next single transaction.
  */
 
-/** Ops travel as one JSON string: cheaper for the sending (event-loop) thread than structured clone of many small objects. */
+/**
+ * Vitals travel packed (a moved Float64Array and a small string dictionary);
+ * other writes, which are few, as one JSON string.
+ */
 export type WriterRequest =
+  | { t: 'vitals'; id: number; run: string; packed: PackedVitals }
   | { t: 'write'; id: number; ops: string }
   | { t: 'prune'; id: number; olderThan: number; chunk: number }
   | { t: 'close'; id: number };
@@ -100,7 +104,8 @@ function schedule(): void {
 }
 
 port.on('message', (m: WriterRequest) => {
-  if (m.t === 'write') writes.push({ id: m.id, ops: JSON.parse(m.ops) as WriteOp[] });
+  if (m.t === 'vitals') writes.push({ id: m.id, ops: [{ k: 'packed', run: m.run, packed: m.packed }] });
+  else if (m.t === 'write') writes.push({ id: m.id, ops: JSON.parse(m.ops) as WriteOp[] });
   else if (m.t === 'prune') prunes.push({ ...m, deleted: 0, cursor: 0 });
   else closing = m;
   schedule();

@@ -9,7 +9,7 @@ import type { ImmuneEvent } from '../domain/events.js';
 import type { Vitals } from '../domain/vitals.js';
 import type { EngineSnapshot } from '../engine/engine.js';
 import type { Logger } from '../log.js';
-import { configure, eventFromRow, migrate, rowToVitals, type VitalsRow, type WriteOp } from './sqlite-schema.js';
+import { configure, eventFromRow, packVitals, migrate, rowToVitals, type VitalsRow, type WriteOp } from './sqlite-schema.js';
 import type { WriterReply, WriterRequest } from './sqlite-writer.js';
 import type { EventQuery, RegisteredAgent, SeedMeasurement, SeedRecord, Store, StoreHealth } from './store.js';
 
@@ -144,7 +144,7 @@ export class SqliteStore implements Store {
     else p.reject(storeError(Object.assign(new Error(m.message), { code: m.sqliteCode }), 'write'));
   }
 
-  private async send(req: DistributiveOmit<WriterRequest, 'id'>): Promise<number> {
+  private async send(req: DistributiveOmit<WriterRequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<number> {
     if (this.closed) throw new Error('sqlite store is closed');
     // A writer that died (out of memory, killed) is restarted on the next write.
     if (!this.worker) await this.startWorker();
@@ -152,7 +152,7 @@ export class SqliteStore implements Store {
     const id = this.nextId++;
     return new Promise<number>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker!.postMessage({ ...req, id });
+      this.worker!.postMessage({ ...req, id }, transfer);
     });
   }
 
@@ -209,7 +209,10 @@ export class SqliteStore implements Store {
   // ───────────────────────────── vitals ─────────────────────────────
 
   async appendVitals(runId: string, batch: readonly Vitals[]): Promise<void> {
-    if (batch.length > 0) await this.write([{ k: 'vitals', run: runId, rows: batch }]);
+    if (batch.length > 0) {
+      const packed = packVitals(batch);
+      await this.send({ t: 'vitals', run: runId, packed }, [packed.nums.buffer as ArrayBuffer]);
+    }
   }
 
   async recentVitals(runId: string, agentId: string, opts: { windowSeconds?: number; limit?: number; now?: number }): Promise<Vitals[]> {
