@@ -1,0 +1,228 @@
+import { describe, expect, it } from 'vitest';
+import { rng, type Rng } from '../../bench/detect/rng.js';
+import type { AnomalyType } from '../../src/domain/types.js';
+import type { Vitals } from '../../src/domain/vitals.js';
+import { learn, newBaseline, type Baseline } from '../../src/engine/baseline.js';
+import { engineConfig } from '../../src/engine/config.js';
+import { judge, looksNormal, newSentinelState, resetEvidence, restoreSentinel, snapshotSentinel, type SentinelState, type Verdict } from '../../src/engine/sentinel.js';
+
+const cfg = engineConfig();
+
+interface Shift {
+  latency?: number;
+  input?: number;
+  output?: number;
+  tokens?: number;
+  cost?: number;
+  tools?: number;
+  retries?: number;
+  errorP?: number;
+  prompt?: string;
+}
+
+/** One agent's healthy task stream (log-normal latency and tokens, Poisson tools and retries), with an optional shift. */
+function agent(seed: number) {
+  const r: Rng = rng(seed);
+  let t = 1_700_000_000;
+  return (shift: Shift = {}, tail = 0): Vitals => {
+    t += 10;
+    const input = Math.round(1200 * Math.exp(0.25 * r.normal()) * (shift.input ?? 1));
+    const output = Math.round(500 * Math.exp(0.3 * r.normal()) * (shift.output ?? 1));
+    const failed = r.chance(shift.errorP ?? 0.02);
+    const big = tail > 0 && r.chance(tail) ? 2 + 4 * r.next() : 1;
+    return {
+      agent_id: 'a1',
+      agent_type: 'Research',
+      timestamp: t,
+      latency_ms: Math.round(1500 * Math.exp(0.35 * r.normal()) * big * (shift.latency ?? 1)),
+      input_tokens: input,
+      output_tokens: output,
+      token_count: Math.round((input + output) * (shift.tokens ?? 1)),
+      cost: (((input * 3 + output * 15) / 1e6) * (shift.cost ?? 1)),
+      tool_calls: r.poisson(4 * (shift.tools ?? 1)),
+      retries: r.poisson(shift.retries ?? 0.05),
+      success: !failed,
+      model: 'm1',
+      provider: 'p1',
+      error_type: failed ? 'tool_error' : '',
+      prompt_hash: shift.prompt ?? 'prompt-v1',
+      mcp_servers: [],
+      tool_names: [],
+    };
+  };
+}
+
+/** The engine's healthy path: judge, then learn with the weights the verdict gives. */
+function observe(b: Baseline, s: SentinelState, v: Vitals): Verdict {
+  const verdict = judge(b, s, v, cfg);
+  if (!verdict.confirmed && (verdict.learnWeight > 0 || verdict.rateLearnWeight > 0)) learn(b, v, cfg, cfg.thresholdSigma, verdict.learnWeight, verdict.rateLearnWeight);
+  return verdict;
+}
+
+function trained(seed: number, n = 400, tail = 0) {
+  const next = agent(seed);
+  const b = newBaseline();
+  const s = newSentinelState(cfg);
+  for (let i = 0; i < cfg.minSamples; i++) learn(b, next({}, tail), cfg);
+  for (let i = cfg.minSamples; i < n; i++) observe(b, s, next({}, tail));
+  resetEvidence(s);
+  return { next, b, s };
+}
+
+/** Feeds shifted samples until the sentinel confirms; returns the verdict and how many samples it took. */
+function untilConfirmed(seed: number, shift: Shift, max: number): { verdict: Verdict | null; samples: number } {
+  const { next, b, s } = trained(seed);
+  for (let k = 1; k <= max; k++) {
+    const verdict = observe(b, s, next(shift));
+    if (verdict.confirmed) return { verdict, samples: k };
+  }
+  return { verdict: null, samples: max };
+}
+
+describe('sentinel: every anomaly type', () => {
+  const blatant: Array<[AnomalyType, Shift, string, number]> = [
+    ['latency_spike', { latency: 8 }, 'latency', 4],
+    ['input_token_spike', { input: 8 }, 'input_tokens', 4],
+    ['output_token_spike', { output: 8 }, 'output_tokens', 4],
+    ['token_spike', { tokens: 8 }, 'tokens', 4],
+    ['cost_spike', { cost: 8 }, 'cost', 4],
+    ['tool_explosion', { tools: 8 }, 'tools', 4],
+    ['high_retry_rate', { retries: 2 }, 'retry_rate', 8],
+    ['error_rate_spike', { errorP: 0.6 }, 'error_rate', 14],
+  ];
+  it.each(blatant)('%s: a blatant change is confirmed within a few samples and reported in σ', (anomaly, shift, key, within) => {
+    for (const seed of [1, 2, 3]) {
+      const { verdict, samples } = untilConfirmed(seed, shift, 30);
+      expect(verdict, `seed ${seed}`).not.toBeNull();
+      expect(samples).toBeLessThanOrEqual(within);
+      expect(verdict!.anomalies).toContain(anomaly);
+      expect(verdict!.deviations[key]).toBeGreaterThanOrEqual(cfg.thresholdSigma);
+      expect(verdict!.maxDeviation).toBeGreaterThanOrEqual(verdict!.deviations[key]);
+      expect(verdict!.evidenceSamples).toBeGreaterThanOrEqual(2);
+    }
+  });
+
+  it('prompt_change: a new prompt hash is listed when the agent misbehaves under it', () => {
+    const { verdict } = untilConfirmed(4, { prompt: 'prompt-v2', output: 6 }, 10);
+    expect(verdict?.promptChanged).toBe(true);
+    expect(verdict?.anomalies).toEqual(expect.arrayContaining(['prompt_change', 'output_token_spike']));
+  });
+
+  it('a new prompt alone (normal behaviour) is suspicious but never confirmed', () => {
+    const { next, b, s } = trained(5);
+    for (let k = 0; k < 200; k++) {
+      const v = observe(b, s, next({ prompt: 'prompt-v2' }));
+      expect(v.confirmed).toBe(false);
+      expect(v.suspicious).toBe(true);
+      expect(v.learnWeight).toBe(0);
+    }
+  });
+
+  it('reports a ratio to normal for each anomalous metric', () => {
+    const { verdict } = untilConfirmed(6, { latency: 6 }, 10);
+    expect(verdict!.ratios.latency).toBeGreaterThan(3);
+    expect(verdict!.ratios.latency).toBeLessThan(12);
+  });
+
+  it('a provider-type anomaly (latency, errors) is marked providerOnly; tokens are not', () => {
+    expect(untilConfirmed(7, { latency: 8 }, 10).verdict?.providerOnly).toBe(true);
+    expect(untilConfirmed(7, { errorP: 0.6 }, 20).verdict?.providerOnly).toBe(true);
+    expect(untilConfirmed(7, { input: 8 }, 10).verdict?.providerOnly).toBe(false);
+  });
+});
+
+describe('sentinel: beyond the seed', () => {
+  it('confirms a subtle sustained shift (1.8× input tokens) with the slow CUSUM', () => {
+    let found = 0;
+    for (const seed of [11, 12, 13, 14, 15]) {
+      const { verdict } = untilConfirmed(seed, { input: 1.8 }, 80);
+      if (verdict?.anomalies.includes('input_token_spike')) found++;
+    }
+    expect(found).toBeGreaterThanOrEqual(4);
+  });
+
+  it('does not absorb a sustained anomaly into the baseline while evidence builds', () => {
+    const { next, b, s } = trained(21);
+    const before = b.mean[2];
+    let confirmedAfter = 0;
+    for (let k = 1; k <= 80; k++) {
+      if (observe(b, s, next({ input: 1.8 })).confirmed) {
+        confirmedAfter = k;
+        break;
+      }
+    }
+    expect(confirmedAfter).toBeGreaterThan(0);
+    // A plain EWMA (span 50) would have moved most of the way to log(1.8) ≈ 0.59 by now.
+    expect(b.mean[2] - before).toBeLessThan(0.5 * Math.log(1.8));
+  });
+
+  it('one outlier never confirms, however far out, and the agent stays healthy', () => {
+    const { next, b, s } = trained(31);
+    for (let round = 0; round < 40; round++) {
+      const huge = next({ latency: 1000, input: 1000, output: 1000, tools: 50, cost: 1000 });
+      expect(observe(b, s, huge).confirmed).toBe(false);
+      for (let k = 0; k < 25; k++) expect(observe(b, s, next()).confirmed).toBe(false);
+    }
+  });
+
+  it('a heavy-tailed latency stream (3% of tasks 2–6× slower) raises no alarm over 5,000 tasks', () => {
+    const { next, b, s } = trained(41, 400, 0.03);
+    let alarms = 0;
+    for (let k = 0; k < 5000; k++) if (observe(b, s, next({}, 0.03)).confirmed) alarms++;
+    expect(alarms).toBe(0);
+  });
+
+  it('judges errors as counts: one failure on a spotless agent is no alarm, a run of failures is', () => {
+    const { next, b, s } = trained(51);
+    expect(observe(b, s, next({ errorP: 1 })).confirmed).toBe(false);
+    for (let k = 0; k < 30; k++) observe(b, s, next({ errorP: 0 }));
+    let confirmed: Verdict | null = null;
+    for (let k = 0; k < 10 && !confirmed; k++) {
+      const v = observe(b, s, next({ errorP: 1 }));
+      if (v.confirmed) confirmed = v;
+    }
+    expect(confirmed?.anomalies).toContain('error_rate_spike');
+    // σ-equivalent of the binomial tail of the recent window, not σ of a 0/1 stream
+    expect(confirmed!.deviations.error_rate).toBeGreaterThan(3);
+    expect(confirmed!.deviations.error_rate).toBeLessThanOrEqual(10);
+  });
+
+  it('looksNormal is false while a CUSUM is half-way to confirming and true after resetEvidence', () => {
+    const { next, b, s } = trained(61);
+    observe(b, s, next({ latency: 10 }));
+    observe(b, s, next({ latency: 10 }));
+    expect(looksNormal(s, cfg)).toBe(false);
+    resetEvidence(s);
+    expect(looksNormal(s, cfg)).toBe(true);
+  });
+});
+
+describe('sentinel snapshots', () => {
+  it('round-trip exactly and judge the next samples identically', () => {
+    const { next, b, s } = trained(71);
+    for (let k = 0; k < 3; k++) observe(b, s, next({ latency: 1.5 }));
+    const copy = restoreSentinel(JSON.parse(JSON.stringify(snapshotSentinel(s))), cfg);
+    expect(snapshotSentinel(copy)).toEqual(snapshotSentinel(s));
+    const b2 = structuredClone(b);
+    const v = next({ latency: 9 });
+    expect(judge(b2, copy, v, cfg)).toEqual(judge(b, s, v, cfg));
+  });
+
+  it('restores snapshots written before the slow CUSUM existed (no slow evidence)', () => {
+    const { s } = trained(72);
+    const { slow: _slow, ...old } = snapshotSentinel(s);
+    expect(Array.from(restoreSentinel(old, cfg).slow).every((x) => x === 0)).toBe(true);
+  });
+
+  it('rejects a malformed snapshot with IMM_ERR_VALIDATION naming the field', () => {
+    const good = snapshotSentinel(newSentinelState(cfg));
+    expect(() => restoreSentinel({ ...good, cusum: [1] }, cfg)).toThrow(/'cusum'/);
+    expect(() => restoreSentinel({ ...good, tail: good.tail.map(() => Number.NaN) }, cfg)).toThrow(expect.objectContaining({ code: 'IMM_ERR_VALIDATION' }));
+  });
+
+  it('keeps per-agent detection state small: the numeric state of baseline + sentinel is ≤ 1.5 KB (DESIGN: ≤ 2 KB per agent)', () => {
+    const { b, s } = trained(73);
+    const bytes = (o: object) => Object.values(o).reduce((n: number, x) => n + (ArrayBuffer.isView(x) ? x.byteLength : 0), 0);
+    expect(bytes(b) + bytes(s)).toBeLessThanOrEqual(1536);
+  });
+});
