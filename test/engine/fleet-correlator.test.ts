@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import { rng, type Rng } from '../../bench/detect/rng.js';
+import type { ImmuneEvent } from '../../src/domain/events.js';
+import type { Vitals } from '../../src/domain/vitals.js';
+import { engineConfig } from '../../src/engine/config.js';
+import { ImmuneEngine, type Outcome } from '../../src/engine/engine.js';
+import { FleetCorrelator, groupsOf } from '../../src/engine/fleet-correlator.js';
+
+const cfg = engineConfig();
+
+describe('FleetCorrelator', () => {
+  it('groups agents by provider and by model', () => {
+    expect(groupsOf('gpt-4o', 'openai')).toEqual(['provider:openai', 'model:gpt-4o']);
+    expect(groupsOf('', '')).toEqual([]);
+  });
+
+  it('qualifies a group when ≥ 3 agents and ≥ 30 % of active peers are in trouble within the window', () => {
+    const f = new FleetCorrelator(cfg);
+    const keys = groupsOf('m', 'p');
+    for (let i = 0; i < 10; i++) f.note(keys, `a${i}`, 100, false);
+    f.note(keys, 'a0', 101, true);
+    f.note(keys, 'a1', 102, true);
+    expect(f.assess(keys, 102)).toMatchObject({ affected: 2, active: 10, qualifies: false });
+    f.note(keys, 'a2', 103, true);
+    expect(f.assess(keys, 103)).toMatchObject({ affected: 3, active: 10, qualifies: true });
+    // outside the window the evidence is forgotten
+    expect(f.assess(keys, 103 + cfg.fleetWindowSeconds + 5)).toMatchObject({ affected: 0, qualifies: false });
+  });
+
+  it('opens one incident per group, lets agents join it, and ends it after a quiet window', () => {
+    const f = new FleetCorrelator(cfg);
+    const keys = groupsOf('m', 'p');
+    for (let i = 0; i < 4; i++) f.note(keys, `a${i}`, 100 + i, true);
+    const inc = f.open('model:m', 104, ['latency_spike'], 4.2);
+    expect(f.open('model:m', 105, ['latency_spike'], 9)).toBe(inc);
+    expect(inc.agents).toEqual(['a0', 'a1', 'a2', 'a3']);
+    f.join(inc, 'a9', ['error_rate_spike'], 6.5);
+    expect(inc).toMatchObject({ agents: ['a0', 'a1', 'a2', 'a3', 'a9'], anomalies: ['latency_spike', 'error_rate_spike'], max_deviation: 6.5 });
+    expect(f.activeIncident(keys)).toBe(inc);
+    expect(f.closeQuiet(110)).toEqual([]);
+    const ended = f.closeQuiet(104 + cfg.fleetWindowSeconds + 1);
+    expect(ended).toHaveLength(1);
+    expect(ended[0].ended_at).toBe(104 + cfg.fleetWindowSeconds + 1);
+    expect(f.activeIncident(keys)).toBeNull();
+  });
+
+  it('restores an open incident and continues its numbering', () => {
+    const f = new FleetCorrelator(cfg);
+    f.reopen({ id: 'incident-7:model:m', group: 'model:m', started_at: 5, agents: ['a'], anomalies: [], max_deviation: 3 });
+    expect(f.incidents().map((i) => i.id)).toEqual(['incident-7:model:m']);
+    f.close('incident-7:model:m');
+    for (let i = 0; i < 3; i++) f.note(['model:m'], `b${i}`, 10, true);
+    expect(f.open('model:m', 10, [], 1).id).toBe('incident-8:model:m');
+  });
+
+  it('refuses to open an incident for a group it has never seen', () => {
+    expect(() => new FleetCorrelator(cfg).open('model:nope', 1, [], 1)).toThrow();
+  });
+});
+
+/** A fleet of agents sharing one model, reporting in event time through the real engine. */
+function fleet(n: number, seed: number) {
+  const engine = new ImmuneEngine({ healingStepDelaySeconds: 0, replayMode: true, autoApprove: true });
+  const log: ImmuneEvent[] = [];
+  const r: Rng = rng(seed);
+  const take = (o: Outcome) => {
+    log.push(...o.events);
+    for (const e of o.effects) take(engine.actionResult(e.agent_id, e.attempt_id, true, 'applied', 0));
+  };
+  let t = 1_700_000_000;
+  const round = (latency: (i: number) => number, errorP: (i: number) => number, input: (i: number) => number = () => 1) => {
+    for (let i = 0; i < n; i++) {
+      t += 1;
+      const failed = r.chance(errorP(i));
+      const v: Vitals = {
+        agent_id: `agent-${i}`,
+        agent_type: 'Support',
+        timestamp: t,
+        latency_ms: Math.round(1000 * Math.exp(0.3 * r.normal()) * latency(i)),
+        input_tokens: Math.round(900 * Math.exp(0.2 * r.normal()) * input(i)),
+        output_tokens: Math.round(300 * Math.exp(0.2 * r.normal())),
+        token_count: 0,
+        cost: 0.004,
+        tool_calls: r.poisson(3),
+        retries: 0,
+        success: !failed,
+        model: 'claude-sonnet-4',
+        provider: 'anthropic',
+        error_type: failed ? 'provider_error' : '',
+        prompt_hash: `p${i}`,
+        mcp_servers: [],
+        tool_names: [],
+      };
+      v.token_count = v.input_tokens + v.output_tokens;
+      take(engine.tick(t));
+      take(engine.observe(v));
+    }
+  };
+  return { engine, log, round };
+}
+
+describe('provider incidents through the engine', () => {
+  it('many agents on one model slowing down and failing together: one fleet incident, no individual quarantine', () => {
+    const f = fleet(12, 1);
+    for (let k = 0; k < 100; k++) f.round(() => 1, () => 0.02);
+    for (let k = 0; k < 40; k++) f.round(() => 5, () => 0.32);
+    for (let k = 0; k < 100; k++) f.round(() => 1, () => 0.02);
+    const started = f.log.filter((e) => e.type === 'fleet_incident_started');
+    expect(started).toHaveLength(1);
+    expect(started[0].agent_id).toMatch(/^fleet:(model:claude-sonnet-4|provider:anthropic)$/);
+    expect(f.log.filter((e) => e.type === 'infection_detected')).toEqual([]);
+    expect(f.log.filter((e) => e.type === 'fleet_incident_ended')).toHaveLength(1);
+    // afterwards the agents are still judged: a real fault on one of them is caught
+    for (let k = 0; k < 10; k++) f.round((i) => (i === 3 ? 8 : 1), () => 0.02);
+    expect(f.log.filter((e) => e.type === 'infection_detected').map((e) => e.agent_id)).toEqual(['agent-3']);
+  });
+
+  it('one agent slowing down while its peers are fine is that agent’s problem (tool_instability)', () => {
+    const f = fleet(12, 2);
+    for (let k = 0; k < 100; k++) f.round(() => 1, () => 0.02);
+    for (let k = 0; k < 40; k++) f.round((i) => (i === 5 ? 6 : 1), () => 0.02);
+    const infections = f.log.filter((e) => e.type === 'infection_detected');
+    expect(infections.map((e) => e.agent_id)).toEqual(['agent-5']);
+    expect(infections[0].type === 'infection_detected' && infections[0].diagnosis.hypotheses[0].diagnosis).toBe('tool_instability');
+    expect(f.log.filter((e) => e.type === 'fleet_incident_started')).toEqual([]);
+  });
+
+  it('token anomalies are never blamed on the provider, even during an incident', () => {
+    const f = fleet(12, 3);
+    for (let k = 0; k < 100; k++) f.round(() => 1, () => 0.02);
+    // agent-7 floods its context while the provider is slow: the context is its own infection
+    for (let k = 0; k < 15; k++) f.round(() => 5, () => 0.32, (i) => (i === 7 ? 8 : 1));
+    expect(f.engine.incidents()).toHaveLength(1);
+    const infections = f.log.filter((e) => e.type === 'infection_detected');
+    expect(infections.map((e) => e.agent_id)).toEqual(['agent-7']);
+    expect(infections[0].type === 'infection_detected' && infections[0].infection.anomalies).toContain('input_token_spike');
+  });
+});
