@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -96,5 +96,23 @@ describe('kill -9 and restart of immune serve', () => {
       status = r.agents.h1.status;
     }
     expect(status).toBe('pending_approval');
+  });
+
+  it('starts anyway when the database and the local state are damaged, and says what it discarded', async () => {
+    await proc?.stop();
+    writeFileSync(join(cacheDir, 'immune.sqlite'), 'not a database '.repeat(1000));
+    for (const f of ['immune.sqlite-wal', 'immune.sqlite-shm']) rmSync(join(cacheDir, f), { force: true });
+    writeFileSync(join(cacheDir, 'state.json'), '{"schema_version": 1, "run_id": ', { mode: 0o600 });
+    proc = await startProc(['serve'], env, ready);
+    const api = client(proc.url, KEYS);
+    expect(proc.output()).toMatch(/immune\.sqlite is corrupt/);
+    expect(proc.output()).toMatch(/state\.json is corrupt/);
+    const files = readdirSync(cacheDir);
+    expect(files.some((f) => f.startsWith('immune.sqlite.corrupt-'))).toBe(true);
+    expect(files.some((f) => f.startsWith('state.json.discarded-'))).toBe(true);
+    // It works: reports are accepted and stored in the new database.
+    const r = await api.ingest([sample('fresh', Math.floor(Date.now() / 1000), 0)]);
+    expect(r.accepted).toBe(1);
+    expect((await api.operator('GET', '/api/v1/overview')).agents.map((a: { id: string }) => a.id)).toContain('fresh');
   });
 });
