@@ -173,6 +173,8 @@ export class InfluxStore implements Store {
     try {
       const res = await this.http('/ping', { method: 'GET' }, 'ping');
       const version = res.headers.get('x-influxdb-version') ?? 'unknown version';
+      // /ping needs no credentials: one authenticated read tells whether the token works.
+      await this.query('SHOW MEASUREMENTS LIMIT 1');
       return { ok: true, kind: this.kind, detail: `InfluxDB ${version} at ${this.opts.url}, database ${this.opts.database}` };
     } catch (err) {
       return { ok: false, kind: this.kind, detail: (err as Error).message };

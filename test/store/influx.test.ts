@@ -1,6 +1,7 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InfluxStore } from '../../src/store/influx.js';
 import { findInfluxd, startInfluxd, type Influxd } from '../support/influxd.js';
-import { runStoreContract } from './contract.js';
+import { runStoreContract, vitals } from './contract.js';
 
 const bin = findInfluxd();
 let server: Influxd | null = null;
@@ -24,3 +25,30 @@ if ('skip' in bin) {
     cleanup: async () => server?.destroy(),
   });
 }
+
+describe.skipIf('skip' in bin)('influx store with authentication on (1.x: user:password as Basic auth)', () => {
+  let secured: Influxd;
+  beforeAll(async () => {
+    secured = await startInfluxd((bin as { path: string }).path, { auth: true });
+    // With no user yet, 1.x lets anyone create the first admin.
+    const r = await fetch(`${secured.url}/query`, { method: 'POST', body: new URLSearchParams({ q: "CREATE USER admin WITH PASSWORD 's3cret' WITH ALL PRIVILEGES" }) });
+    expect(r.status).toBe(200);
+  });
+  afterAll(async () => secured?.destroy());
+
+  it('writes and reads with the right credentials', async () => {
+    const s = new InfluxStore({ url: secured.url, token: 'admin:s3cret', database: 'auth_test' });
+    await s.open();
+    await s.appendVitals('r', [vitals('a', 1_700_000_000), vitals('a', 1_700_000_001)]);
+    expect(await s.vitalsCount('r')).toBe(2);
+    expect(await s.health()).toMatchObject({ ok: true, kind: 'influx' });
+  });
+
+  it('reports wrong credentials clearly and keeps them retryable (data is queued, not dropped)', async () => {
+    const s = new InfluxStore({ url: secured.url, token: 'admin:wrong', database: 'auth_test' });
+    const h = await s.health();
+    expect(h.ok).toBe(false);
+    expect(h.detail).toMatch(/401/);
+    await expect(s.appendVitals('r', [vitals('a', 1_700_000_002)])).rejects.toMatchObject({ code: 'IMM_ERR_STORE_UNAVAILABLE', retryable: true, message: expect.stringMatching(/401/) });
+  });
+});

@@ -101,7 +101,8 @@ async function waitForPing(url: string, proc: ChildProcess, timeoutMs: number): 
   throw new Error(`influxd did not answer ${url}/ping within ${timeoutMs} ms`);
 }
 
-export async function startInfluxd(binary: string): Promise<Influxd> {
+/** `auth`: HTTP authentication on (create the first admin with CREATE USER … WITH ALL PRIVILEGES). */
+export async function startInfluxd(binary: string, opts: { auth?: boolean } = {}): Promise<Influxd> {
   const dir = mkdtempSync(join(tmpdir(), 'immune-influxd-'));
   const httpPort = await freePort();
   const rpcPort = await freePort();
@@ -122,6 +123,7 @@ bind-address = "127.0.0.1:${rpcPort}"
   bind-address = "127.0.0.1:${httpPort}"
   log-enabled = false
   max-row-limit = 0
+  auth-enabled = ${opts.auth ? 'true' : 'false'}
 [coordinator]
   write-timeout = "60s"
 [monitor]
