@@ -43,7 +43,8 @@ async function seed(url: string, path: string, runId: string) {
 }
 
 for (const backing of ['sqlite', 'influx'] as const) {
-  describe.skipIf(backing === 'influx' && 'skip' in bin)(`immune serve → immune server-api → ${backing}`, () => {
+  // Real processes on a shared 2-core machine: generous time per test.
+  describe.skipIf(backing === 'influx' && 'skip' in bin)(`immune serve → immune server-api → ${backing}`, { timeout: 180_000 }, () => {
     it('persists through the server API, survives the server API going away, and answers the seed endpoints', async () => {
       const backingEnv: Record<string, string> = { IMMUNE_CACHE_DIR: tmp('server') };
       if (backing === 'influx') {

@@ -24,7 +24,8 @@ afterAll(async () => {
 
 const AGENTS = ['h1', 'h2', 'pend', 'rej', 'appr', 'mem', 'quar'];
 
-describe('kill -9 and restart of immune serve', () => {
+// Real processes on a shared 2-core machine: generous time per test.
+describe('kill -9 and restart of immune serve', { timeout: 180_000 }, () => {
   it('comes back with the same run, states, decisions, memory and event log, and detects without warm-up', async () => {
     proc = await startProc(['serve'], env, ready);
     let api = client(proc.url, KEYS);
