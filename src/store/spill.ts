@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ImmuneEvent } from '../domain/events.js';
@@ -55,6 +55,7 @@ export class SpillFile {
     this.ops = 0;
     let damaged = 0;
     if (!existsSync(this.file)) return { records: 0, ops: 0, damaged };
+    this.cutTornTail();
     try {
       this.offset = (JSON.parse(readFileSync(this.cursorFile, 'utf8')) as { offset: number }).offset;
     } catch {
@@ -67,6 +68,38 @@ export class SpillFile {
       } else damaged += 1;
     }
     return { records: this.waiting, ops: this.ops, damaged };
+  }
+
+  /**
+   * A crash mid-append leaves a last line without its newline. It was never
+   * acknowledged, and the next append would glue onto it and be lost with
+   * it, so it is cut off before anything is appended.
+   */
+  private cutTornTail(): void {
+    const size = statSync(this.file).size;
+    if (size === 0) return;
+    const fd = openSync(this.file, 'r+');
+    try {
+      const chunk = Buffer.alloc(Math.min(size, 1 << 20));
+      let end = size;
+      for (;;) {
+        const start = Math.max(0, end - chunk.length);
+        const n = readSync(fd, chunk, 0, end - start, start);
+        const nl = chunk.subarray(0, n).lastIndexOf(0x0a);
+        if (nl >= 0) {
+          const keep = start + nl + 1;
+          if (keep < size) ftruncateSync(fd, keep);
+          return;
+        }
+        if (start === 0) {
+          ftruncateSync(fd, 0);
+          return;
+        }
+        end = start;
+      }
+    } finally {
+      closeSync(fd);
+    }
   }
 
   get records(): number {
