@@ -16,6 +16,7 @@ import { configure, writer, type PackedVitals, type WriteOp } from './sqlite-sch
 export type WriterRequest =
   | { t: 'vitals'; id: number; run: string; packed: PackedVitals }
   | { t: 'write'; id: number; ops: string }
+  | { t: 'snapshot'; id: number; run: string; seq: number; data: string }
   | { t: 'prune'; id: number; olderThan: number; chunk: number }
   | { t: 'close'; id: number };
 
@@ -106,6 +107,7 @@ function schedule(): void {
 port.on('message', (m: WriterRequest) => {
   if (m.t === 'vitals') writes.push({ id: m.id, ops: [{ k: 'packed', run: m.run, packed: m.packed }] });
   else if (m.t === 'write') writes.push({ id: m.id, ops: JSON.parse(m.ops) as WriteOp[] });
+  else if (m.t === 'snapshot') writes.push({ id: m.id, ops: [{ k: 'snapshot', run: m.run, seq: m.seq, data: m.data }] });
   else if (m.t === 'prune') prunes.push({ ...m, deleted: 0, cursor: 0 });
   else closing = m;
   schedule();

@@ -284,7 +284,8 @@ export class SqliteStore implements Store {
   // ───────────────────────────── snapshot, agents, records, runs ─────────────────────────────
 
   async saveSnapshot(runId: string, snapshot: EngineSnapshot): Promise<void> {
-    await this.write([{ k: 'snapshot', run: runId, seq: snapshot.seq, data: JSON.stringify(snapshot) }]);
+    // Its own message: a fleet's snapshot is megabytes of JSON, not to be encoded twice.
+    await this.send({ t: 'snapshot', run: runId, seq: snapshot.seq, data: JSON.stringify(snapshot) });
   }
 
   async loadSnapshot(runId: string): Promise<EngineSnapshot | null> {
