@@ -1,4 +1,5 @@
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { chmod, mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EngineSnapshot } from '../engine/engine.js';
 import type { Logger } from '../log.js';
@@ -71,6 +72,20 @@ export function writeFileAtomic(path: string, content: string): void {
   }
 }
 
+/** writeFileAtomic without blocking the event loop on the write and the fsync (large snapshots). */
+export async function writeFileAtomicAsync(path: string, content: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fh = await open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(content);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await chmod(tmp, 0o600);
+  await rename(tmp, path);
+}
+
 export class LocalState {
   private state: LocalStateData = emptyLocalState();
 
@@ -121,6 +136,18 @@ export class LocalState {
       this.state.snapshot = snapshot;
       writeFileAtomic(join(this.dir, SNAPSHOT_FILE), JSON.stringify({ schema_version: LOCAL_STATE_VERSION, saved_at: this.clock() / 1000, snapshot }));
     }
+  }
+
+  /**
+   * Writes the snapshot file without blocking the event loop on I/O; `json`
+   * (JSON.stringify(snapshot)) can be shared with the store's copy so a
+   * fleet's snapshot is encoded once per checkpoint.
+   */
+  async saveSnapshot(snapshot: EngineSnapshot, json: string = JSON.stringify(snapshot)): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    this.state.snapshot = snapshot;
+    const head = JSON.stringify({ schema_version: LOCAL_STATE_VERSION, saved_at: this.clock() / 1000 });
+    await writeFileAtomicAsync(join(this.dir, SNAPSHOT_FILE), `${head.slice(0, -1)},"snapshot":${json}}`);
   }
 
   private readVersioned(name: string, warnings: string[]): Record<string, unknown> | null {

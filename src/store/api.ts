@@ -14,6 +14,11 @@ export interface ApiStoreOptions {
   batchSize?: number;
 }
 
+/** A body that is already JSON text (sent as is, not encoded again). */
+class RawJson {
+  constructor(readonly text: string) {}
+}
+
 /**
  * A Store that is a client of `immune server-api` (the seed's client-deployed
  * architecture: no database on the control plane's host). Uses the seed's
@@ -42,7 +47,7 @@ export class ApiStore implements Store {
     if (runId !== null) headers['x-run-id'] = runId;
     let res: Response;
     try {
-      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(this.timeoutMs) });
+      res = await fetch(url, { method, headers, body: body === undefined ? undefined : body instanceof RawJson ? body.text : JSON.stringify(body), signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
       throw new ImmuneError('IMM_ERR_STORE_UNAVAILABLE', `server API at ${this.opts.baseUrl} is unreachable: ${(err as Error).message}`, { store: 'api' }, { cause: err, retryable: true });
     }
@@ -119,8 +124,8 @@ export class ApiStore implements Store {
     );
   }
 
-  async saveSnapshot(runId: string, snapshot: EngineSnapshot): Promise<void> {
-    await this.call('PUT', '/api/v1/snapshot', runId, snapshot);
+  async saveSnapshot(runId: string, snapshot: EngineSnapshot, json?: string): Promise<void> {
+    await this.call('PUT', '/api/v1/snapshot', runId, json === undefined ? snapshot : new RawJson(json));
   }
 
   async loadSnapshot(runId: string): Promise<EngineSnapshot | null> {

@@ -283,9 +283,9 @@ export class SqliteStore implements Store {
 
   // ───────────────────────────── snapshot, agents, records, runs ─────────────────────────────
 
-  async saveSnapshot(runId: string, snapshot: EngineSnapshot): Promise<void> {
+  async saveSnapshot(runId: string, snapshot: EngineSnapshot, json?: string): Promise<void> {
     // Its own message: a fleet's snapshot is megabytes of JSON, not to be encoded twice.
-    await this.send({ t: 'snapshot', run: runId, seq: snapshot.seq, data: JSON.stringify(snapshot) });
+    await this.send({ t: 'snapshot', run: runId, seq: snapshot.seq, data: json ?? JSON.stringify(snapshot) });
   }
 
   async loadSnapshot(runId: string): Promise<EngineSnapshot | null> {

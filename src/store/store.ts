@@ -85,8 +85,12 @@ export interface Store {
   appendEvents(runId: string, events: readonly ImmuneEvent[]): Promise<void>;
   readEvents(runId: string, q?: EventQuery): Promise<ImmuneEvent[]>;
 
-  /** Replaces the run's detection snapshot (baselines and sentinel state). */
-  saveSnapshot(runId: string, snapshot: EngineSnapshot): Promise<void>;
+  /**
+   * Replaces the run's detection snapshot (baselines and sentinel state).
+   * `json`, when given, is JSON.stringify(snapshot) already made by the caller
+   * (a fleet's snapshot is megabytes: adapters that store text reuse it).
+   */
+  saveSnapshot(runId: string, snapshot: EngineSnapshot, json?: string): Promise<void>;
   loadSnapshot(runId: string): Promise<EngineSnapshot | null>;
 
   upsertAgent(runId: string, agent: RegisteredAgent): Promise<void>;
