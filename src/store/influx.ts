@@ -155,8 +155,9 @@ export class InfluxStore implements Store {
     try {
       await this.http('/query', { method: 'POST', body: params, headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 'CREATE DATABASE');
     } catch (err) {
-      if (err instanceof ImmuneError && err.retryable) throw err;
-      this.opts.log?.debug({ err }, 'CREATE DATABASE refused; assuming the bucket exists');
+      // Unreachable or bad credentials: report. Forbidden (a user allowed to write but not to create databases): carry on.
+      if (err instanceof ImmuneError && err.retryable && err.details.status !== 403) throw err;
+      this.opts.log?.debug({ err }, 'CREATE DATABASE refused; assuming the database exists');
     }
     this.dbReady = true;
   }

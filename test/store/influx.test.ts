@@ -44,6 +44,17 @@ describe.skipIf('skip' in bin)('influx store with authentication on (1.x: user:p
     expect(await s.health()).toMatchObject({ ok: true, kind: 'influx' });
   });
 
+  it('works for a user who may write and read but not create databases', async () => {
+    const q = (stmt: string) => fetch(`${secured.url}/query`, { method: 'POST', headers: { authorization: `Basic ${Buffer.from('admin:s3cret').toString('base64')}` }, body: new URLSearchParams({ q: stmt }) });
+    expect((await q('CREATE DATABASE "limited_db"')).status).toBe(200);
+    expect((await q("CREATE USER writer WITH PASSWORD 'w'")).status).toBe(200);
+    expect((await q('GRANT ALL ON "limited_db" TO writer')).status).toBe(200);
+    const s = new InfluxStore({ url: secured.url, token: 'writer:w', database: 'limited_db' });
+    await s.open();
+    await s.appendVitals('r', [vitals('w', 1_700_000_000)]);
+    expect(await s.vitalsCount('r')).toBe(1);
+  });
+
   it('reports wrong credentials clearly and keeps them retryable (data is queued, not dropped)', async () => {
     const s = new InfluxStore({ url: secured.url, token: 'admin:wrong', database: 'auth_test' });
     const h = await s.health();
