@@ -71,4 +71,40 @@ describe.skipIf('skip' in bin)('InfluxDB goes away under a running immune serve'
     expect(stored.map((e) => e.seq)).toEqual(logged.map((e) => e.seq).sort((a, b) => a - b));
     expect(stored.some((e) => e.type === 'rejected' && e.agent_id === 'agent-0')).toBe(true);
   });
+
+  it('keeps what it accepted during an outage across its own kill -9, and delivers it when InfluxDB is back', async () => {
+    await proc?.stop();
+    const cache = mkdtempSync(join(tmpdir(), 'immune-e2e-outage-kill-'));
+    const env = { IMMUNE_CACHE_DIR: cache, INGEST_API_KEY: KEYS.ingest, OPERATOR_TOKEN: KEYS.operator, INFLUXDB_URL: influx!.url, INFLUXDB_BUCKET: 'immune_e2e_kill', HEALING_STEP_DELAY_SECONDS: '0' };
+    try {
+      proc = await startProc(['serve'], env, async (url) => (await fetch(`${url}/readyz`)).ok);
+      let api = client(proc.url, KEYS);
+      const t0 = Math.floor(Date.now() / 1000) - 1800;
+      let accepted = 0;
+      for (let i = 0; i < 20; i++) accepted += (await api.ingest(['k1', 'k2'].map((a) => sample(a, t0 + i * 5, i)))).accepted;
+      const runId = (await api.operator('GET', '/api/v1/overview')).run_id as string;
+      await influx!.stop();
+      for (let i = 20; i < 40; i++) accepted += (await api.ingest(['k1', 'k2'].map((a) => sample(a, t0 + i * 5, i)))).accepted;
+      for (let k = 0; k < 4; k++) accepted += (await api.ingest([sample('k2', t0 + 300 + k, k, true)])).accepted;
+      expect((await api.operator('GET', '/api/v1/overview')).pending.map((p: { agent_id: string }) => p.agent_id)).toEqual(['k2']);
+      // The write-behind hands vitals to the store every few ms; give it that long before the kill.
+      await until('the outage to be spilled', async () => ((await (await fetch(`${proc!.url}/readyz`)).json()) as { store: { queue?: { queued: number } } }).store.queue!.queued >= 40 + 4);
+      await proc.kill9();
+
+      await influx!.start();
+      proc = await startProc(['serve'], env, async (url) => (await fetch(`${url}/readyz`)).ok, undefined);
+      api = client(proc.url, KEYS);
+      expect((await api.operator('GET', '/api/v1/overview')).run_id).toBe(runId);
+      const direct = new InfluxStore({ url: influx!.url, database: 'immune_e2e_kill' });
+      await until('every accepted vitals record in InfluxDB', async () => (await direct.vitalsCount(runId)) === accepted, 30_000);
+      // The log decided during the outage (infection, approval request) is in InfluxDB, with no gap in seq.
+      const stored = await direct.readEvents(runId);
+      expect(stored.map((e) => e.seq)).toEqual(stored.map((_, i) => i + 1));
+      expect(stored.filter((e) => e.agent_id === 'k2').map((e) => e.type)).toEqual(expect.arrayContaining(['infection_detected', 'approval_requested']));
+      expect((await api.operator('GET', '/api/v1/overview')).pending.map((p: { agent_id: string }) => p.agent_id)).toEqual(['k2']);
+    } finally {
+      await proc?.stop();
+      rmSync(cache, { recursive: true, force: true });
+    }
+  });
 });
