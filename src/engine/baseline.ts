@@ -1,7 +1,7 @@
 import { ImmuneError } from '../domain/errors.js';
 import type { Vitals } from '../domain/vitals.js';
 import type { EngineConfig } from './config.js';
-import { CONTINUOUS, NC, NR, RATES } from './metrics.js';
+import { CONTINUOUS, NC, NR, RATES, readContinuous } from './metrics.js';
 
 /**
  * What "normal" is for one agent. Continuous metrics keep an EWMA mean and
@@ -75,8 +75,9 @@ export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Inf
   const alphaV = weight * Math.max(2 / (SLOW_SPAN_FACTOR * cfg.ewmaSpan + 1), 1 / b.n);
   const alphaR = rateWeight * Math.max(2 / (SLOW_SPAN_FACTOR * cfg.ewmaSpan + 1), 1 / b.n);
   const first = b.n === 1;
+  readContinuous(v, X);
   for (let i = 0; i < NC; i++) {
-    const x = CONTINUOUS[i].read(v);
+    const x = X[i];
     let y = Math.log1p(x);
     if (first) {
       b.mean[i] = y;
@@ -112,6 +113,9 @@ export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Inf
   if (v.model !== '') b.model = v.model;
   if (v.provider !== '') b.provider = v.provider;
 }
+
+/** Scratch for one sample's values (learn is not re-entrant). */
+const X = new Float64Array(NC);
 
 export interface MetricBaseline {
   mean: number;

@@ -185,7 +185,7 @@ export class ImmuneEngine {
   }
 
   /** True when the anomaly belongs to a provider incident (or is held waiting for peers) instead of this agent. */
-  private absorbedByFleet(rt: AgentRuntime, verdict: Verdict, keys: string[], now: number, out: Outcome): boolean {
+  private absorbedByFleet(rt: AgentRuntime, verdict: Verdict, keys: readonly string[], now: number, out: Outcome): boolean {
     let incident = this.fleet.activeIncident(keys);
     if (!incident) {
       const a = this.fleet.assess(keys, now);

@@ -17,12 +17,28 @@ export interface Assessment {
   qualifies: boolean;
 }
 
-/** Groups agents by what they share ("model:X", "provider:Y") so a provider outage is one incident, not N quarantines. */
-export function groupsOf(model: string, provider: string): string[] {
-  const out: string[] = [];
-  if (provider) out.push(`provider:${provider}`);
-  if (model) out.push(`model:${model}`);
-  return out;
+const groupCache = new Map<string, Map<string, readonly string[]>>();
+
+/**
+ * Groups agents by what they share ("model:X", "provider:Y") so a provider outage is one incident, not N quarantines.
+ * Called for every sample: the (frozen) lists are memoised so the hot path allocates nothing.
+ */
+export function groupsOf(model: string, provider: string): readonly string[] {
+  let byModel = groupCache.get(provider);
+  if (!byModel) {
+    byModel = new Map();
+    if (groupCache.size < 1024) groupCache.set(provider, byModel);
+  }
+  let keys = byModel.get(model);
+  if (!keys) {
+    const out: string[] = [];
+    if (provider) out.push(`provider:${provider}`);
+    if (model) out.push(`model:${model}`);
+    keys = Object.freeze(out);
+    // Labels come from reporters: bound the memo so arbitrary model names cannot grow it without limit.
+    if (byModel.size < 1024) byModel.set(model, keys);
+  }
+  return keys;
 }
 
 /**

@@ -3,7 +3,7 @@ import type { AnomalyType } from '../domain/types.js';
 import type { Vitals } from '../domain/vitals.js';
 import { effectiveSigma, type Baseline } from './baseline.js';
 import type { EngineConfig } from './config.js';
-import { CONTINUOUS, LATENCY, NC, NR, RATES } from './metrics.js';
+import { CONTINUOUS, LATENCY, NC, NR, RATES, readContinuous } from './metrics.js';
 import { binomialTail, poissonTail, sigmaForTail } from './stats.js';
 
 const RING = 5;
@@ -94,7 +94,12 @@ export function looksNormal(s: SentinelState, cfg: EngineConfig): boolean {
   return true;
 }
 
-/** The sentinel's judgement of one sample. */
+/** Scratch for one sample's values (judge is not re-entrant, so one buffer serves every agent). */
+const X = new Float64Array(NC);
+const NO_ANOMALIES = Object.freeze([]) as unknown as AnomalyType[];
+const NO_VALUES = Object.freeze({}) as Record<string, number>;
+
+/** The sentinel's judgement of one sample. `anomalies`, `deviations` and `ratios` are read-only unless `confirmed`. */
 export interface Verdict {
   /** Enough evidence for an infection. */
   confirmed: boolean;
@@ -148,8 +153,9 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
   s.pos = (s.pos + 1) % RING;
   const promptChanged = v.prompt_hash !== '' && b.prompt_hash !== '' && v.prompt_hash !== b.prompt_hash;
 
+  readContinuous(v, X);
   for (let i = 0; i < NC; i++) {
-    const y = Math.log1p(CONTINUOUS[i].read(v));
+    const y = Math.log1p(X[i]);
     const z = (y - b.mean[i]) / effectiveSigma(b, i, cfg);
     s.z[i * RING + slot] = z;
     const before = s.cusum[i];
@@ -212,7 +218,8 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
   suspicious ||= slowSuspect;
 
   if (!confirmed) {
-    return { confirmed, suspicious, learnWeight, rateLearnWeight, providerSignal, providerOnly: false, promptChanged, anomalies: [], deviations: {}, ratios: {}, maxDeviation: 0, evidenceSamples: 0 };
+    // The common case allocates nothing but the verdict: the empty lists are shared and frozen.
+    return { confirmed, suspicious, learnWeight, rateLearnWeight, providerSignal, providerOnly: false, promptChanged, anomalies: NO_ANOMALIES, deviations: NO_VALUES, ratios: NO_VALUES, maxDeviation: 0, evidenceSamples: 0 };
   }
   return describe(b, s, v, cfg, slot, rslot, promptChanged, providerSignal, providerOnly);
 }

@@ -166,3 +166,13 @@ describe('baseline snapshots', () => {
     expect(snapshotBaseline(learned(20)).mean).toHaveLength(NC);
   });
 });
+
+describe('metric readers', () => {
+  it('readContinuous agrees with every metric’s own reader', async () => {
+    const { readContinuous } = await import('../../src/engine/metrics.js');
+    const v = sample(rng(2), 0);
+    const out = new Float64Array(NC);
+    readContinuous(v, out);
+    expect(Array.from(out)).toEqual(CONTINUOUS.map((m) => m.read(v)));
+  });
+});
