@@ -84,6 +84,12 @@ export async function writeFileAtomicAsync(path: string, content: string): Promi
   }
   await chmod(tmp, 0o600);
   await rename(tmp, path);
+  try {
+    const dir = await open(join(path, '..'), 'r');
+    await dir.sync().finally(() => dir.close());
+  } catch {
+    // As in writeFileAtomic: not every filesystem syncs a directory.
+  }
 }
 
 export class LocalState {
