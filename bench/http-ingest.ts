@@ -48,6 +48,29 @@ async function startServer(cacheDir: string): Promise<{ url: string; stop: () =>
   };
 }
 
+/** A bare fastify app that parses the same JSON and answers {ok:true}: the ceiling of this machine right now. */
+async function startBaseline(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const code = `import Fastify from 'fastify'; const app = Fastify(); app.post('/ingest', async (req) => ({ ok: true, accepted: Array.isArray(req.body) ? req.body.length : 1 })); await app.listen({ port: ${port}, host: '127.0.0.1' });`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(`${url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    url,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
 async function run(opts: autocannon.Options): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
     autocannon(opts, (err, res) => (err ? reject(err) : resolve(res)));
@@ -63,6 +86,7 @@ async function main(): Promise<void> {
   const cacheDir = mkdtempSync(join(tmpdir(), 'immune-bench-'));
   const server = await startServer(cacheDir);
   let i = 0;
+  let stopped = false;
   try {
     // Warm every agent past its learning phase so the engine does full detection work per sample.
     const now = () => Date.now() / 1000;
@@ -96,15 +120,23 @@ async function main(): Promise<void> {
       batched.push({ vitals: b.requests.average * BATCH, p99: b.latency.p99, errors: b.errors + b.non2xx });
     }
     const store = await (await fetch(`${server.url}/readyz`)).json();
+    await server.stop();
+    stopped = true;
+    // Same load against a bare fastify app, right after: the ratio is what the product costs on top of HTTP.
+    const base = await startBaseline();
+    const baseSingle = await run({ url: `${base.url}/ingest`, method: 'POST', connections: 32, duration: DURATION, headers: { 'content-type': 'application/json' }, requests: [{ setupRequest: (req) => ({ ...req, body: record(i++, now()) }) }] });
+    const baseBatch = await run({ url: `${base.url}/ingest`, method: 'POST', connections: 8, duration: DURATION, headers: { 'content-type': 'application/json' }, requests: [{ setupRequest: (req) => ({ ...req, body: '[' + Array.from({ length: BATCH }, () => record(i++, now())).join(',') + ']' }) }] });
+    await base.stop();
     const out = {
       agents: AGENTS,
       store: store.store?.kind,
+      bare_fastify_same_load: { single_rps: Math.round(baseSingle.requests.average), single_p99_ms: baseSingle.latency.p99, batched_vitals_per_s: Math.round(baseBatch.requests.average * BATCH) },
       single_ingest: { rounds: single, median_rps: Math.round(median(single.map((x) => x.rps))), median_p99_ms: median(single.map((x) => x.p99)) },
       batched_ingest: { batch: BATCH, rounds: batched, median_vitals_per_s: Math.round(median(batched.map((x) => x.vitals))) },
     };
     console.log(JSON.stringify(out, null, 2));
   } finally {
-    await server.stop();
+    if (!stopped) await server.stop();
     rmSync(cacheDir, { recursive: true, force: true });
   }
 }

@@ -237,10 +237,10 @@ export class ControlPlane {
   /**
    * Makes queued state changes durable before a request is answered: an
    * operator whose approval returned 200, or an agent told it is quarantined,
-   * must find that in the log after a crash. Costs nothing when no event is queued.
+   * must find that in the log after a crash. Costs nothing when no decision is queued.
    */
   async persistDecisions(): Promise<void> {
-    if (this.writer.hasEvents()) await this.writer.flush();
+    if (this.writer.hasDecisions()) await this.writer.flush();
   }
 
   async close(): Promise<void> {

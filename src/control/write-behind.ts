@@ -4,6 +4,14 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 
 const FLUSH_MS = 25;
+
+/**
+ * Events a caller must find after a crash once it has been answered: operator
+ * decisions and the engine's containment and healing steps. Registration,
+ * baseline readiness and prompt adoption are re-derived from the next sample
+ * and the snapshot, so they ride the normal 25 ms batch.
+ */
+const RECOVERABLE = new Set(['agent_registered', 'baseline_ready', 'baseline_reset', 'prompt_adopted']);
 const MAX_BATCH = 5000;
 
 /**
@@ -15,6 +23,7 @@ const MAX_BATCH = 5000;
 export class WriteBehind {
   private vitalsQ: Vitals[] = [];
   private eventsQ: ImmuneEvent[] = [];
+  private decisionsQueued = 0;
   private timer: NodeJS.Timeout | null = null;
   private inflight: Promise<void> | null = null;
   private failures = 0;
@@ -32,13 +41,16 @@ export class WriteBehind {
   }
 
   events(es: readonly ImmuneEvent[]): void {
-    for (const e of es) this.eventsQ.push(e);
+    for (const e of es) {
+      this.eventsQ.push(e);
+      if (!RECOVERABLE.has(e.type)) this.decisionsQueued += 1;
+    }
     this.schedule();
   }
 
-  /** True while state-change events are queued and not yet handed to the store. */
-  hasEvents(): boolean {
-    return this.eventsQ.length > 0;
+  /** True while decision events (see RECOVERABLE) are queued and not yet handed to the store. */
+  hasDecisions(): boolean {
+    return this.decisionsQueued > 0;
   }
 
   stats(): { queued: number; dropped: number; failures: number } {
@@ -66,14 +78,17 @@ export class WriteBehind {
     if (this.vitalsQ.length === 0 && this.eventsQ.length === 0) return;
     const events = this.eventsQ;
     const vitals = this.vitalsQ;
+    const decisions = this.decisionsQueued;
     this.eventsQ = [];
     this.vitalsQ = [];
+    this.decisionsQueued = 0;
     this.inflight = (async () => {
       try {
         if (events.length > 0) await this.store.appendEvents(this.runId, events);
       } catch (err) {
         this.failures += 1;
         this.eventsQ = events.concat(this.eventsQ);
+        this.decisionsQueued += decisions;
         this.log.warn({ err, events: events.length }, 'event write failed; will retry');
       }
       try {

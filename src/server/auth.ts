@@ -22,12 +22,24 @@ const SESSION_COOKIE = 'immune_session';
 const SESSION_TTL_SECONDS = 12 * 3600;
 const LOGIN_TTL_SECONDS = 24 * 3600;
 
-/** Constant-time comparison that does not leak the length of the secret through early exit. */
+const digests = new Map<string, Buffer>();
+function digestOf(value: string): Buffer {
+  return createHmac('sha256', 'immune-compare').update(value).digest();
+}
+
+/**
+ * Constant-time comparison that does not leak the secret's length: both sides
+ * are hashed to equal-length digests first. A secret's digest is computed once
+ * (it is compared on every ingest request).
+ */
 export function safeEqual(given: string, secret: string): boolean {
   if (secret === '') return false;
-  const a = createHmac('sha256', 'immune-compare').update(given).digest();
-  const b = createHmac('sha256', 'immune-compare').update(secret).digest();
-  return timingSafeEqual(a, b);
+  let b = digests.get(secret);
+  if (!b) {
+    b = digestOf(secret);
+    if (digests.size < 64) digests.set(secret, b);
+  }
+  return timingSafeEqual(digestOf(given), b);
 }
 
 export function parseCookies(header: string | undefined): Record<string, string> {
