@@ -181,7 +181,7 @@ function arrivals(p: Profile, r: Rng, t0: number, t1: number): { ts: number[]; b
   let burstUntil = -1;
   let burstLoad = 1;
   while (t < t1) {
-    ts.push(t);
+    ts.push(Math.round(t * 1000) / 1000); // millisecond timestamps, so labels and vitals agree exactly
     burst.push(t < burstUntil ? burstLoad : 1);
     if (t >= burstUntil && r.chance(0.004)) {
       burstUntil = t + r.uniform(120, 600);
@@ -357,7 +357,7 @@ function draw(p: Profile, r: Rng, t: number, load: number, mod: { model: Model; 
   return {
     agent_id: p.id,
     agent_type: p.type,
-    timestamp: Math.round(t * 1000) / 1000,
+    timestamp: t,
     latency_ms: Math.round(latency),
     input_tokens: input,
     output_tokens: output,

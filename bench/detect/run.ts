@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { Replayer, type Detection } from '../../src/control/replay.js';
 import type { Vitals } from '../../src/domain/vitals.js';
+import { DEFAULT_ENGINE_CONFIG, type EngineConfig } from '../../src/engine/config.js';
 import { INFECTIONS } from './faults.js';
 import { DEFAULT_TRACE, generateTrace, type Labels } from './generator.js';
 import { explain, score, type Score } from './scorer.js';
@@ -25,7 +26,7 @@ export interface BenchResult {
 }
 
 /** Runs both detectors on the traces of every seed and scores them together. */
-export function runBenchmark(seeds: number[], agents: number, hours: number, faultsPerKind: number): BenchResult {
+export function runBenchmark(seeds: number[], agents: number, hours: number, faultsPerKind: number, engine: Partial<EngineConfig> = {}): BenchResult {
   const labels: Labels = { faults: [], changes: [], incident: { model: '', provider: '', m: 0, start: 0, end: 0, graceEnd: 0, agents: [] }, spans: [] };
   const vitals: Vitals[] = [];
   const engineOut: Detection[] = [];
@@ -33,7 +34,7 @@ export function runBenchmark(seeds: number[], agents: number, hours: number, fau
   const incidents: Labels['incident'][] = [];
   for (const seed of seeds) {
     const trace = generateTrace({ seed, agents, hours, faultsPerKind, idPrefix: seeds.length > 1 ? `s${seed}/` : '' });
-    const replay = new Replayer();
+    const replay = new Replayer({ engine });
     for (const v of trace.vitals) for (const d of replay.line(JSON.stringify(v))) engineOut.push(d);
     const ref = new SeedReference();
     for (const v of trace.vitals) {
@@ -102,15 +103,22 @@ function main(): void {
     .option('--faults-per-kind <n>', 'faults per infection kind and magnitude, per trace', String(DEFAULT_TRACE.faultsPerKind))
     .option('--json <file>', 'also write the full result as JSON')
     .option('--explain', "list the engine's false detections and missed faults")
+    .option('--set <key=value...>', 'override an engine setting (e.g. --set cusumH=6 thresholdSigma=3), to back-test tunings')
     .parse();
-  const o = program.opts<{ seeds: string; agents: string; hours: string; faultsPerKind: string; json?: string; explain?: boolean }>();
+  const o = program.opts<{ seeds: string; agents: string; hours: string; faultsPerKind: string; json?: string; explain?: boolean; set?: string[] }>();
+  const engine: Record<string, number> = {};
+  for (const kv of o.set ?? []) {
+    const [k, v] = kv.split('=');
+    if (!(k in DEFAULT_ENGINE_CONFIG) || typeof DEFAULT_ENGINE_CONFIG[k as keyof EngineConfig] !== 'number' || !Number.isFinite(Number(v))) program.error(`--set ${kv}: expected <numeric engine setting>=<number>`);
+    engine[k] = Number(v);
+  }
   const seeds = o.seeds.split(',').map((x) => Number(x.trim()));
   const nums = [Number(o.agents), Number(o.hours), Number(o.faultsPerKind), ...seeds];
   if (nums.some((n) => !Number.isFinite(n) || n <= 0)) {
     program.error('--seeds, --agents, --hours and --faults-per-kind must be positive numbers');
   }
   const t = performance.now();
-  const r = runBenchmark(seeds, Number(o.agents), Number(o.hours), Number(o.faultsPerKind));
+  const r = runBenchmark(seeds, Number(o.agents), Number(o.hours), Number(o.faultsPerKind), engine);
   const secs = (performance.now() - t) / 1000;
   process.stdout.write(`Detection benchmark: seeds ${seeds.join(',')}, ${o.agents} agents × ${o.hours} h each, ${r.samples} samples, ${r.engine.faults} faults (${secs.toFixed(1)} s)\n\n`);
   process.stdout.write(toMarkdown(r) + '\n');

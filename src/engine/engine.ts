@@ -193,8 +193,10 @@ export class ImmuneEngine {
         incident = this.fleet.open(a.group, now, verdict.anomalies, verdict.maxDeviation);
         const dx = externalCause(rt.id, a.group, a.affected, a.active, this.cfg.fleetWindowSeconds);
         this.emitFleet({ type: 'fleet_incident_started', incident: { ...incident, agents: [...incident.agents] }, ts: now, actor: SYSTEM, reason: dx.hypotheses[0].reasoning }, out);
-      } else if (a && a.affected >= 2 && (rt.holdSince === null || now - rt.holdSince <= this.cfg.fleetHoldSeconds)) {
-        // Peers are starting to look the same: wait briefly for corroboration before blaming this agent.
+      } else if (a && a.active >= this.cfg.fleetMinAgents && (rt.holdSince === null || now - rt.holdSince <= this.cfg.fleetHoldSeconds)) {
+        // Enough peers share this provider for an outage to show: wait briefly for them to corroborate
+        // before blaming this agent. The first agent to confirm often has no corroboration yet — its
+        // peers report less often — and quarantining it would blame it for the provider.
         rt.holdSince ??= now;
         return true;
       } else {
@@ -517,11 +519,25 @@ export class ImmuneEngine {
   }
 
   snapshot(): EngineSnapshot {
-    const agents = [];
-    for (const rt of this.agents.values()) {
-      agents.push({ id: rt.id, baseline: snapshotBaseline(rt.baseline), sentinel: snapshotSentinel(rt.sentinel), executions: rt.executions, last_seen: rt.lastSeen });
-    }
+    const agents: EngineSnapshot['agents'] = [];
+    for (const chunk of this.snapshotChunks(Infinity)) agents.push(...chunk);
     return { seq: this.seq, agents };
+  }
+
+  /**
+   * Detection state in slices of `size` agents, so a shell can yield to the
+   * event loop between slices (10,000 agents take ~200 ms in one go).
+   */
+  *snapshotChunks(size: number): Generator<EngineSnapshot['agents']> {
+    let chunk: EngineSnapshot['agents'] = [];
+    for (const rt of this.agents.values()) {
+      chunk.push({ id: rt.id, baseline: snapshotBaseline(rt.baseline), sentinel: snapshotSentinel(rt.sentinel), executions: rt.executions, last_seen: rt.lastSeen });
+      if (chunk.length >= size) {
+        yield chunk;
+        chunk = [];
+      }
+    }
+    if (chunk.length > 0) yield chunk;
   }
 }
 
