@@ -38,7 +38,7 @@ export interface Persistence {
   warnings: string[];
   pruner: RetentionPruner;
   /** Saves detection state locally (fast, for the next restart) and in the store (for a host that lost its disk). */
-  checkpoint(snapshot: EngineSnapshot, workflow?: WorkflowSummary): Promise<void>;
+  checkpoint(snapshot: EngineSnapshot, workflow?: WorkflowSummary, json?: string): Promise<void>;
   /** Stops retention, saves nothing more, closes the store; safe twice. */
   close(): Promise<void>;
 }
@@ -133,9 +133,9 @@ export async function openPersistence(c: PersistenceConfig, log: Logger, o: { ne
     snapshotSource,
     warnings,
     pruner,
-    checkpoint: async (snap, workflow) => {
+    checkpoint: async (snap, workflow, encoded) => {
       // Encoded once for both copies: at 10,000 agents the snapshot is about 12 MB of JSON.
-      const json = JSON.stringify(snap);
+      const json = encoded ?? JSON.stringify(snap);
       await local.saveSnapshot(snap, json);
       local.save({ last_seq: snap.seq, ...(workflow ? { workflow } : {}) });
       await store.saveSnapshot(runId, snap, json);
