@@ -1,4 +1,4 @@
-import { ImmuneError } from '../domain/errors.js';
+import { ImmuneError, isImmuneError } from '../domain/errors.js';
 import type { AgentMeta, ImmuneEvent } from '../domain/events.js';
 import { CONTAINED_STATES, DIAGNOSIS_TYPES, type Actor, type DiagnosisType } from '../domain/types.js';
 import { checkTimestamp, parseVitals, type TimestampBounds, type Vitals } from '../domain/vitals.js';
@@ -7,6 +7,7 @@ import type { EngineConfig } from '../engine/config.js';
 import { CONTINUOUS } from '../engine/metrics.js';
 import type { AgentRuntime, Effect, ImmuneEngine, Outcome } from '../engine/engine.js';
 import type { Logger } from '../log.js';
+import { filterEvents } from '../store/event-query.js';
 import type { EventQuery, Store, StoreHealth } from '../store/store.js';
 import { agentSummary, healingEntry, pendingItem, rejectedItem, type AgentSummary, type HealingEntry } from './views.js';
 import { WriteBehind } from './write-behind.js';
@@ -463,10 +464,20 @@ export class ControlPlane {
     return this.engine.incidents();
   }
 
-  /** Reads the audit log from the store (after writing what is still queued, so nothing recent is missing). */
-  async events(q: EventQuery): Promise<ImmuneEvent[]> {
-    await this.writer.flush();
-    return this.store.readEvents(this.runId, q);
+  /**
+   * Reads the audit log from the store (after writing what is still queued, so
+   * nothing recent is missing). While the store is unreachable, the in-memory
+   * tail answers instead, marked `partial`.
+   */
+  async events(q: EventQuery): Promise<{ events: ImmuneEvent[]; partial: boolean }> {
+    try {
+      await this.writer.flush();
+      return { events: await this.store.readEvents(this.runId, q), partial: false };
+    } catch (err) {
+      if (!isImmuneError(err) || (!err.retryable && err.code !== 'IMM_ERR_STORE_UNAVAILABLE')) throw err;
+      this.log.warn({ err }, 'event log read from the in-memory tail: the store is unreachable');
+      return { events: filterEvents(this.recent, q), partial: true };
+    }
   }
 
   async storeStatus() {

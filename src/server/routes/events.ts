@@ -20,7 +20,7 @@ export function eventRoutes(app: FastifyInstance, d: Deps): void {
   }, async (req) => {
     const q = req.query;
     const limit = q.limit ?? 100;
-    const events = await d.cp.events({
+    const { events, partial } = await d.cp.events({
       afterSeq: q.after_seq,
       beforeSeq: q.before_seq,
       agentId: q.agent_id,
@@ -30,6 +30,6 @@ export function eventRoutes(app: FastifyInstance, d: Deps): void {
       limit,
       order: 'desc',
     });
-    return { events, next_before_seq: events.length === limit ? events[events.length - 1].seq : null };
+    return { events, next_before_seq: events.length === limit ? events[events.length - 1].seq : null, ...(partial ? { partial: true, note: 'the store is unreachable: only the most recent events held in memory are shown' } : {}) };
   });
 }
