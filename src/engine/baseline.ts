@@ -55,8 +55,8 @@ export function isReady(b: Baseline, cfg: EngineConfig): boolean {
 
 /** σ in log space with the floors applied: the relative floor, and the metric's resolution at its current level. */
 export function effectiveSigma(b: Baseline, i: number, cfg: EngineConfig): number {
-  const m = b.linear[i];
-  const resolutionFloor = Math.log1p(m + CONTINUOUS[i].resolution) - Math.log1p(m);
+  // log1p(m + r) − log1p(m), in one call
+  const resolutionFloor = Math.log1p(CONTINUOUS[i].resolution / (1 + b.linear[i]));
   // A spread learned from few samples is often too small (15 samples: ±19 %); widen it like a t-quantile would.
   const small = 1 + SMALL_SAMPLE_WIDENING / Math.max(1, Math.min(b.n, SLOW_SPAN_FACTOR * cfg.ewmaSpan));
   return Math.max(Math.sqrt(b.variance[i]) * small, cfg.sigmaFloor, resolutionFloor);
@@ -78,7 +78,8 @@ export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Inf
   readContinuous(v, X);
   for (let i = 0; i < NC; i++) {
     const x = X[i];
-    let y = Math.log1p(x);
+    const unclipped = Math.log1p(x);
+    let y = unclipped;
     if (first) {
       b.mean[i] = y;
       b.variance[i] = 0;
@@ -96,12 +97,12 @@ export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Inf
     const incr = alpha * diff;
     b.mean[i] += incr;
     b.variance[i] = (1 - alphaV) * (b.variance[i] + alphaV * diff * diff);
-    b.linear[i] += alpha * (Math.expm1(y) - b.linear[i]);
+    b.linear[i] += alpha * ((y === unclipped ? x : Math.expm1(y)) - b.linear[i]);
     if (b.n <= cfg.minSamples) {
       b.p95[i] = b.mean[i] + 1.645 * Math.sqrt(b.variance[i]);
     } else {
       // Stochastic-approximation quantile: +0.95·step above, −0.05·step below settles where 5% of samples lie above.
-      const step = 2 * alpha * Math.max(Math.sqrt(b.variance[i]), cfg.sigmaFloor);
+      const step = 2 * alpha * Math.max(sd, cfg.sigmaFloor);
       b.p95[i] += y > b.p95[i] ? 0.95 * step : -0.05 * step;
     }
   }

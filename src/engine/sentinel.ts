@@ -159,8 +159,9 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
     const z = (y - b.mean[i]) / effectiveSigma(b, i, cfg);
     s.z[i * RING + slot] = z;
     const before = s.cusum[i];
-    const clip = K + H / requiredRun(s.tail[i]);
-    const c = Math.max(0, before + Math.min(z, clip) - K);
+    // The clip only bites above K + H/4 (k ≤ 4), so the run length is only worked out for samples that far out.
+    const step = z <= K + H / 4 ? z : Math.min(z, K + H / requiredRun(s.tail[i]));
+    const c = Math.max(0, before + step - K);
     const cs = Math.max(0, s.slow[i] + Math.min(z, SLOW_CLIP) - SLOW_K);
     s.cusum[i] = c;
     s.slow[i] = cs;
