@@ -139,6 +139,17 @@ describe('linesOf / lineBatchesOf', () => {
     expect(await collect(lineBatchesOf(Readable.from([])))).toEqual([]);
   });
 
+  it('stops reading the source when the reader stops early', async () => {
+    const source = Readable.from([Buffer.from('a\nb\n'), Buffer.from('c\n'), Buffer.from('d\n')]);
+    const seen: string[] = [];
+    for await (const line of linesOf(source)) {
+      seen.push(line);
+      if (line === 'b') break;
+    }
+    expect(seen).toEqual(['a', 'b']);
+    expect(source.destroyed).toBe(true);
+  });
+
   it('accepts string chunks', async () => {
     expect(await collect(linesOf(Readable.from(['x\ny', '\n'], { objectMode: true })))).toEqual(['x', 'y']);
   });
