@@ -516,7 +516,8 @@ function withBands(metrics: Record<string, MetricBaseline>, rt: AgentRuntime, th
   CONTINUOUS.forEach((m, i) => {
     const mu = rt.baseline.mean[i];
     const sd = effectiveSigma(rt.baseline, i, cfg);
-    out[m.key] = { ...metrics[m.key], low: Math.max(0, Math.expm1(mu - threshold * sd)), high: Math.expm1(mu + threshold * sd) };
+    // × m.unit: the engine reads cost in hundredths of a cent; the chart shows USD.
+    out[m.key] = { ...metrics[m.key], low: Math.max(0, Math.expm1(mu - threshold * sd)) * m.unit, high: Math.expm1(mu + threshold * sd) * m.unit };
   });
   return out;
 }
