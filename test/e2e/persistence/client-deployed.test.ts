@@ -82,7 +82,7 @@ for (const backing of ['sqlite', 'influx'] as const) {
       await until('readyz to report the outage', async () => (await fetch(`${cp.url}/readyz`)).status === 503);
       server = await serverApi(backingEnv, port);
       await until('readyz to recover', async () => (await fetch(`${cp.url}/readyz`)).ok, 60_000);
-      expect(await until('every accepted record after the outage', async () => ((await seed(server.url, '/api/v1/vitals/total-executions', runId)).total === accepted ? true : null), 20_000)).toBe(true);
+      expect(await until('every accepted record after the outage', async () => ((await seed(server.url, '/api/v1/vitals/total-executions', runId)).total === accepted ? true : null), 90_000)).toBe(true);
       const rejected = (await seed(server.url, '/api/v1/approvals/rejected', runId)) as Array<{ agent_id: string }>;
       expect(rejected.map((r) => r.agent_id)).toEqual(['c3']);
       await cp.stop();

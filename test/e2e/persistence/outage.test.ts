@@ -65,7 +65,7 @@ describe.skipIf('skip' in bin)('InfluxDB goes away under a running immune serve'
 
     // Read InfluxDB directly: every accepted sample and every logged event is there.
     const direct = new InfluxStore({ url: influx.url, database: 'immune_e2e' });
-    await until('every accepted vitals record in InfluxDB', async () => (await direct.vitalsCount(runId)) === accepted, 20_000);
+    await until('every accepted vitals record in InfluxDB', async () => (await direct.vitalsCount(runId)) === accepted, 90_000);
     const logged = (await api.operator('GET', '/api/v1/events?limit=1000')).events as Array<{ seq: number }>;
     const stored = await direct.readEvents(runId);
     expect(stored.map((e) => e.seq)).toEqual(logged.map((e) => e.seq).sort((a, b) => a - b));
