@@ -8,6 +8,7 @@ import { diagnose, externalCause } from './diagnose.js';
 import { FleetCorrelator, groupsOf } from './fleet-correlator.js';
 import { planNextAction } from './healing-policy.js';
 import { ImmuneMemory } from './immune-memory.js';
+import { addSample, newTally, probationDecision, type ProbationTally } from './probation.js';
 import { applyEvent, newWorkflow, type Workflow } from './lifecycle.js';
 import { CONTINUOUS, NC } from './metrics.js';
 import { judge, looksNormal, newSentinelState, resetEvidence, restoreSentinel, snapshotSentinel, type SentinelSnapshot, type SentinelState, type Verdict } from './sentinel.js';
@@ -39,6 +40,8 @@ export interface AgentRuntime {
   executions: number;
   /** Consecutive normal samples since probation began. */
   probationOk: number;
+  /** Evidence gathered since the last healing action was applied (null outside probation). */
+  probation?: ProbationTally | null;
   /** Set while a provider-type anomaly waits for peers to corroborate (fleet hold). */
   holdSince: number | null;
   /** When the next healing step is due (pacing), or null. */
@@ -258,23 +261,34 @@ export class ImmuneEngine {
         // A recording cannot react to a cure: wait for it to turn normal on its own.
         resetEvidence(rt.sentinel);
         rt.probationOk = 0;
+        rt.probation = null;
         return;
       }
+      rt.probation = null;
       const infection = toInfection(rt.id, now, verdict, this.cfg);
       this.emit(rt, { type: 'probation_failed', attempt_id: attempt.attempt_id, action: attempt.action, diagnosis: attempt.diagnosis as DiagnosisType, infection, ts: now, actor: SYSTEM, reason: `still sick after ${attempt.action}: ${infection.anomalies.join(', ')} at ${infection.max_deviation.toFixed(1)}σ` }, out);
       resetEvidence(rt.sentinel);
       this.scheduleStep(rt, now, out);
       return;
     }
-    if (verdict.suspicious) {
-      rt.probationOk = 0;
+    const tally = (rt.probation ??= newTally());
+    addSample(tally, rt.baseline, v, this.cfg);
+    rt.probationOk = tally.n;
+    if (!attempt) return;
+    const decision = probationDecision(tally, rt.baseline, rt.wf.infection, this.cfg);
+    if (decision.kind === 'wait') return;
+    rt.probation = null;
+    if (decision.kind === 'pass') {
+      this.emit(rt, { type: 'probation_passed', attempt_id: attempt.attempt_id, action: attempt.action, diagnosis: attempt.diagnosis as DiagnosisType, ts: now, actor: SYSTEM, reason: `the metrics that were sick are back to normal after ${attempt.action} (${tally.n} samples)` }, out);
+      resetEvidence(rt.sentinel);
       return;
     }
-    rt.probationOk += 1;
-    if (rt.probationOk >= this.cfg.probationSamples && attempt) {
-      this.emit(rt, { type: 'probation_passed', attempt_id: attempt.attempt_id, action: attempt.action, diagnosis: attempt.diagnosis as DiagnosisType, ts: now, actor: SYSTEM, reason: `${rt.probationOk} normal samples after ${attempt.action}` }, out);
-      resetEvidence(rt.sentinel);
-    }
+    if (this.cfg.replayMode) return; // a recording cannot react to a cure: keep watching
+    const worst = Object.entries(decision.deviations).sort((a, b) => b[1] - a[1])[0];
+    const infection: Infection = { ...(rt.wf.infection ?? toInfection(rt.id, now, verdict, this.cfg)), timestamp: now, deviations: decision.deviations, max_deviation: worst ? worst[1] : 0 };
+    this.emit(rt, { type: 'probation_failed', attempt_id: attempt.attempt_id, action: attempt.action, diagnosis: attempt.diagnosis as DiagnosisType, infection, ts: now, actor: SYSTEM, reason: `still sick after ${attempt.action}: ${worst ? `${worst[0]} ${worst[1].toFixed(1)}σ above normal on average over ${tally.n} samples` : 'no improvement'}` }, out);
+    resetEvidence(rt.sentinel);
+    this.scheduleStep(rt, now, out);
   }
 
   /** The outcome of an action the shell executed (simulated agent, SDK directive ack, control URL). */
@@ -290,6 +304,7 @@ export class ImmuneEngine {
       this.emit(rt, { type: 'action_applied', attempt_id: attemptId, action: attempt.action, diagnosis: d, detail, ts: now, actor, reason: `${attempt.action} applied; judging fresh vitals in probation` }, out);
       resetEvidence(rt.sentinel);
       rt.probationOk = 0;
+      rt.probation = newTally();
     } else {
       this.emit(rt, { type: 'action_failed', attempt_id: attemptId, action: attempt.action, diagnosis: d, detail, ts: now, actor, reason: `${attempt.action} could not be applied: ${detail}` }, out);
       this.scheduleStep(rt, now, out);

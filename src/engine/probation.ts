@@ -1,0 +1,82 @@
+import type { AnomalyType, Infection } from '../domain/types.js';
+import type { Vitals } from '../domain/vitals.js';
+import { effectiveSigma, type Baseline } from './baseline.js';
+import type { EngineConfig } from './config.js';
+import { CONTINUOUS, NC, NR, RATES } from './metrics.js';
+import { binomialTail, poissonTail, sigmaForTail } from './stats.js';
+
+/**
+ * Whether a healing action worked, judged on the fresh samples after it: the
+ * metrics that made the agent sick must be back near their baseline. "No new
+ * detection within a few samples" is not enough: a subtle fault that took the
+ * sentinel ten samples to confirm would pass five quiet-looking ones.
+ */
+export interface ProbationTally {
+  n: number;
+  /** Sum of per-sample z (clipped) per continuous metric, then raw sums per rate metric. */
+  sums: Float64Array;
+}
+
+export function newTally(): ProbationTally {
+  return { n: 0, sums: new Float64Array(NC + NR) };
+}
+
+const Z_CLIP_HIGH = 4;
+const Z_CLIP_LOW = -3;
+/** Mean deviation (σ) below which a watched metric counts as back to normal; above FAIL it is still sick. */
+const PASS_SIGMA = 1;
+const FAIL_SIGMA = 1.75;
+/** Probation is extended up to this many times PROBATION_SAMPLES while the evidence is in between. */
+const MAX_EXTENSION = 3;
+
+const scratch = new Float64Array(NC);
+
+export function addSample(t: ProbationTally, b: Baseline, v: Vitals, cfg: EngineConfig): void {
+  t.n += 1;
+  for (let i = 0; i < NC; i++) scratch[i] = CONTINUOUS[i].read(v);
+  for (let i = 0; i < NC; i++) {
+    const z = (Math.log1p(scratch[i]) - b.mean[i]) / effectiveSigma(b, i, cfg);
+    t.sums[i] += Math.min(Z_CLIP_HIGH, Math.max(Z_CLIP_LOW, z));
+  }
+  for (let j = 0; j < NR; j++) t.sums[NC + j] += RATES[j].read(v);
+}
+
+/** Mean deviation (σ) of each watched metric over the probation samples. */
+export function watchedDeviations(t: ProbationTally, b: Baseline, infection: Infection | null, cfg: EngineConfig): Record<string, number> {
+  const watched = new Set<AnomalyType>(infection?.anomalies ?? []);
+  const all = watched.size === 0 || (watched.size === 1 && watched.has('prompt_change'));
+  const out: Record<string, number> = {};
+  for (let i = 0; i < NC; i++) if (all || watched.has(CONTINUOUS[i].anomaly)) out[CONTINUOUS[i].key] = t.sums[i] / Math.max(1, t.n);
+  for (let j = 0; j < NR; j++) {
+    const m = RATES[j];
+    if (!all && !watched.has(m.anomaly)) continue;
+    const k = Math.round(t.sums[NC + j]);
+    out[m.key] =
+      m.kind === 'bernoulli'
+        ? sigmaForTail(binomialTail(k, t.n, Math.max(b.rate[j], cfg.errorRateFloor)))
+        : sigmaForTail(poissonTail(k, t.n * Math.max(b.rate[j], cfg.retryRateFloor)));
+  }
+  return out;
+}
+
+export type ProbationDecision = { kind: 'wait' } | { kind: 'pass' } | { kind: 'fail'; deviations: Record<string, number> };
+
+/**
+ * After PROBATION_SAMPLES samples: pass when every watched metric's mean is
+ * within PASS_SIGMA of normal, fail when one is beyond FAIL_SIGMA, otherwise
+ * keep watching (up to MAX_EXTENSION× as long, then the stricter side wins).
+ */
+export function probationDecision(t: ProbationTally, b: Baseline, infection: Infection | null, cfg: EngineConfig): ProbationDecision {
+  if (t.n < cfg.probationSamples) return { kind: 'wait' };
+  const dev = watchedDeviations(t, b, infection, cfg);
+  const worst = Math.max(0, ...Object.values(dev));
+  const last = t.n >= MAX_EXTENSION * cfg.probationSamples;
+  // The standard error of a mean of n unit-variance samples is 1/√n: early windows need a clearer answer.
+  if (worst < PASS_SIGMA) return { kind: 'pass' };
+  if (worst >= FAIL_SIGMA + 1 / Math.sqrt(t.n) || (last && worst >= PASS_SIGMA)) {
+    const rounded: Record<string, number> = {};
+    for (const [k, x] of Object.entries(dev)) rounded[k] = Math.round(x * 100) / 100;
+    return { kind: 'fail', deviations: rounded };
+  }
+  return { kind: 'wait' };
+}
