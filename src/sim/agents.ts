@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { HealingAction } from '../domain/types.js';
 import type { VitalsInput } from '../domain/vitals.js';
-import { applyInfection, CURES, type ActiveInfection, type InfectionType, type TaskSample } from './infections.js';
+import { CURES, infectionEffect, NO_EFFECT, type ActiveInfection, type InfectionType } from './infections.js';
 import type { Random } from './random.js';
 
 /** USD per 1K tokens, as in the seed. */
@@ -72,42 +72,40 @@ export class SimAgent {
     this.infection = { type, magnitude, prompt_hash: hashPrompt(`tampered-${this.id}-${rnd.next()}`) };
   }
 
-  /** One task: a healthy sample from the profile, bent by the infection if any. */
+  /** One task: a healthy sample from the profile, bent by the infection if any (docs/INFECTIONS.md). */
   execute(now: number, rnd: Random): VitalsInput {
     const p = this.profile;
+    const inf = this.infection;
+    // Each task's magnitude wobbles around the episode's, as real faults do.
+    const e = inf ? infectionEffect(inf.type, inf.magnitude * rnd.uniform(0.85, 1.15)) : NO_EFFECT;
     // Occasional slow tail (timeouts, cold caches): real latency is heavy-tailed.
     const tail = rnd.next() < 0.01 ? rnd.uniform(2, 5) : 1;
     const total = p.tokens * rnd.logNormal(p.token_sigma);
     const share = Math.min(0.9, Math.max(0.2, p.input_share + rnd.uniform(-0.05, 0.05)));
-    let s: TaskSample = {
-      latency_ms: p.latency_ms * rnd.logNormal(p.latency_sigma) * tail,
-      input_tokens: Math.round(total * share),
-      output_tokens: Math.round(total * (1 - share)),
-      tool_calls: rnd.poisson(p.tool_calls),
-      retries: rnd.poisson(p.retry_rate),
-      error: rnd.next() < p.error_rate,
-      cost_factor: 1,
-      prompt_hash: this.promptHash,
-    };
-    if (this.infection) s = applyInfection(s, this.infection, rnd, p.error_rate, p.retry_rate);
+    const input = Math.round(total * share * e.input);
+    const output = Math.round(total * (1 - share) * e.output);
+    const tools = e.tools === 1 ? rnd.poisson(p.tool_calls) : Math.round(Math.max(1, rnd.poisson(p.tool_calls)) * e.tools);
+    const retries = rnd.poisson(e.retryMean(p.retry_rate));
+    const error = rnd.next() < e.errorP(p.error_rate);
+    const latency = p.latency_ms * rnd.logNormal(p.latency_sigma) * tail * e.latency * (1 + 0.3 * retries);
+    const tokens = input + output;
     this.executions += 1;
-    const tokens = s.input_tokens + s.output_tokens;
     return {
       agent_id: this.id,
       agent_type: this.agent_type,
       timestamp: now,
-      latency_ms: Math.round(s.latency_ms),
-      input_tokens: s.input_tokens,
-      output_tokens: s.output_tokens,
+      latency_ms: Math.round(latency),
+      input_tokens: input,
+      output_tokens: output,
       token_count: tokens,
-      cost: Math.round(((tokens * (MODEL_COST_PER_1K[this.model] ?? 0.005)) / 1000) * s.cost_factor * 1e6) / 1e6,
-      tool_calls: s.tool_calls,
-      retries: s.retries,
-      success: !s.error,
+      cost: Math.round(((tokens * (MODEL_COST_PER_1K[this.model] ?? 0.005)) / 1000) * e.cost * 1e6) / 1e6,
+      tool_calls: tools,
+      retries,
+      success: !error,
       model: this.model,
       provider: this.provider,
-      error_type: s.error ? rnd.pick(['timeout', 'rate_limit', 'tool_error', 'content_filter']) : '',
-      prompt_hash: s.prompt_hash,
+      error_type: error ? rnd.pick(['timeout', 'rate_limit', 'tool_error', 'content_filter']) : '',
+      prompt_hash: inf && e.newPrompt ? inf.prompt_hash : this.promptHash,
       mcp_servers: [...this.mcp_servers],
     };
   }

@@ -1,5 +1,4 @@
-import type { HealingAction } from '../domain/types.js';
-import type { Random } from './random.js';
+import type { DiagnosisType, HealingAction } from '../domain/types.js';
 
 export const INFECTION_TYPES = [
   'token_explosion',
@@ -27,19 +26,6 @@ export const CURES: Readonly<Record<InfectionType, readonly HealingAction[]>> = 
   full_meltdown: ['reset_agent'],
 });
 
-/** One task's measurements before the infection bends them. */
-export interface TaskSample {
-  latency_ms: number;
-  input_tokens: number;
-  output_tokens: number;
-  tool_calls: number;
-  retries: number;
-  error: boolean;
-  /** Multiplier on cost beyond tokens × price. */
-  cost_factor: number;
-  prompt_hash: string;
-}
-
 export interface ActiveInfection {
   type: InfectionType;
   /** m in docs/INFECTIONS.md: blatant 5–12, subtle 1.5–2. */
@@ -48,56 +34,103 @@ export interface ActiveInfection {
   prompt_hash: string;
 }
 
-/** Applies an infection's signature to a healthy sample (docs/INFECTIONS.md, same formulas as the benchmark generator). */
-export function applyInfection(s: TaskSample, inf: ActiveInfection, rnd: Random, baseErrorRate: number, baseRetryRate: number): TaskSample {
-  const m = inf.magnitude * rnd.uniform(0.85, 1.15);
-  const out = { ...s };
-  switch (inf.type) {
+/**
+ * How an infection bends one task (the table in docs/INFECTIONS.md, row by
+ * row). Continuous factors multiply the healthy value; `retryMean`/`errorP`
+ * map the healthy rate to the sick one; cost follows tokens × price unless
+ * `cost` says otherwise. The detection benchmark's trace generator uses the
+ * same function, so the benchmark measures what the demo shows.
+ */
+export interface Effect {
+  latency: number;
+  input: number;
+  output: number;
+  tools: number;
+  cost: number;
+  retryMean: (base: number) => number;
+  errorP: (base: number) => number;
+  /** The fault ships its own system prompt (one new hash per episode). */
+  newPrompt: boolean;
+}
+
+export const NO_EFFECT: Readonly<Effect> = Object.freeze({
+  latency: 1,
+  input: 1,
+  output: 1,
+  tools: 1,
+  cost: 1,
+  retryMean: (b: number) => b,
+  errorP: (p: number) => p,
+  newPrompt: false,
+});
+
+/** What the diagnostician should conclude for each infection (docs/INFECTIONS.md). */
+export const EXPECTED_DIAGNOSIS: Readonly<Record<InfectionType, DiagnosisType>> = Object.freeze({
+  token_explosion: 'prompt_drift',
+  tool_loop: 'infinite_loop',
+  latency_spike: 'tool_instability',
+  high_retry_rate: 'tool_instability',
+  prompt_drift: 'prompt_drift',
+  prompt_injection: 'prompt_injection',
+  memory_corruption: 'memory_corruption',
+  cost_overrun: 'cost_overrun',
+  full_meltdown: 'prompt_injection',
+});
+
+/** The signature of infection `kind` at magnitude `m`. */
+export function infectionEffect(kind: InfectionType, m: number): Effect {
+  const e: Effect = { ...NO_EFFECT };
+  switch (kind) {
     case 'token_explosion':
-      out.output_tokens = Math.round(s.output_tokens * m);
-      out.latency_ms = s.latency_ms * (1 + 0.6 * (m - 1));
+      e.output = m;
+      e.latency = 1 + 0.6 * (m - 1);
       break;
     case 'tool_loop':
-      out.tool_calls = Math.max(1, Math.round(Math.max(1, s.tool_calls) * m));
-      out.latency_ms = s.latency_ms * (1 + 0.5 * (m - 1));
-      out.input_tokens = Math.round(s.input_tokens * (1 + 0.25 * (m - 1)));
+      e.tools = m;
+      e.latency = 1 + 0.5 * (m - 1);
+      e.input = 1 + 0.25 * (m - 1);
       break;
     case 'latency_spike':
-      out.latency_ms = s.latency_ms * m;
+      e.latency = m;
       break;
     case 'high_retry_rate':
-      out.retries = rnd.poisson(Math.max(baseRetryRate, 0.1) * m);
-      out.error = rnd.next() < Math.min(0.9, Math.max(baseErrorRate, 0.02) * m);
-      out.latency_ms = s.latency_ms * (1 + 0.3 * out.retries);
+      // Latency × (1 + 0.3·retries) follows from the retries themselves (applied to every task).
+      e.retryMean = (b) => Math.max(b, 0.1) * m;
+      e.errorP = (p) => Math.min(0.9, p * m);
       break;
     case 'prompt_drift':
-      out.prompt_hash = inf.prompt_hash;
-      out.output_tokens = Math.round(s.output_tokens * m);
-      out.latency_ms = s.latency_ms * (1 + 0.5 * (m - 1));
+      e.newPrompt = true;
+      e.output = m;
+      e.latency = 1 + 0.5 * (m - 1);
       break;
     case 'prompt_injection':
-      out.prompt_hash = inf.prompt_hash;
-      out.input_tokens = Math.round(s.input_tokens * m);
-      out.tool_calls = Math.round(Math.max(1, s.tool_calls) * (1 + 0.5 * (m - 1)));
+      e.newPrompt = true;
+      e.input = m;
+      e.tools = 1 + 0.5 * (m - 1);
       break;
     case 'memory_corruption':
-      out.input_tokens = Math.round(s.input_tokens * m);
-      out.error = rnd.next() < Math.min(0.9, Math.max(baseErrorRate, 0.02) * m);
+      e.input = m;
+      e.errorP = (p) => Math.min(0.9, p * m);
       break;
     case 'cost_overrun':
-      out.cost_factor = s.cost_factor * m;
-      out.input_tokens = Math.round(s.input_tokens * 1.1);
-      out.output_tokens = Math.round(s.output_tokens * 1.1);
+      e.cost = m;
+      e.input = 1.1;
+      e.output = 1.1;
       break;
     case 'full_meltdown':
-      out.prompt_hash = inf.prompt_hash;
-      out.input_tokens = Math.round(s.input_tokens * m);
-      out.output_tokens = Math.round(s.output_tokens * m);
-      out.tool_calls = Math.round(Math.max(1, s.tool_calls) * m);
-      out.latency_ms = s.latency_ms * m;
-      out.error = rnd.next() < 0.5;
-      out.retries = rnd.poisson(Math.max(baseRetryRate, 0.1) * m);
+      e.newPrompt = true;
+      e.input = m;
+      e.output = m;
+      e.tools = m;
+      e.latency = m;
+      e.errorP = () => 0.5;
+      e.retryMean = (b) => b * m;
       break;
   }
-  return out;
+  return e;
+}
+
+/** A provider incident on one model: latency × m (3–8) and P(error) + 0.3 for every agent on it. */
+export function providerEffect(m: number): Effect {
+  return { ...NO_EFFECT, latency: m, errorP: (p) => Math.min(1, p + 0.3) };
 }
