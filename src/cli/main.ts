@@ -1,8 +1,11 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { isImmuneError } from '../domain/errors.js';
-import { replayCommand } from './replay.js';
-import { runCommand } from './run.js';
-import { serverApiCommand } from './server-api.js';
+
+// Each command's module is imported when it runs: loading the server stack up front costs every command
+// (even `immune replay` and `--help`) about 1.5 s of start-up.
+const runCommand: typeof import('./run.js').runCommand = async (...a) => (await import('./run.js')).runCommand(...a);
+const replayCommand: typeof import('./replay.js').replayCommand = async (...a) => (await import('./replay.js')).replayCommand(...a);
+const serverApiCommand: typeof import('./server-api.js').serverApiCommand = async (...a) => (await import('./server-api.js')).serverApiCommand(...a);
 
 const int = (v: string) => {
   const n = Number(v);
