@@ -1,0 +1,115 @@
+import { Worker } from 'node:worker_threads';
+import type { Detection, EventTimeReplayer } from './event-time-replayer.js';
+import { vitalsAt, type VitalsChunk } from './vitals-chunk.js';
+
+/** A file by path, or an open descriptor (0 for stdin). */
+export type ReplaySource = { path: string } | { fd: number };
+
+/** What the parse worker is started with. control[0]: chunks consumed by the engine thread; control[1]: 1 = stop. */
+export interface ParseWorkerData {
+  path?: string;
+  fd?: number;
+  control: SharedArrayBuffer;
+}
+
+export type WorkerMessage = { type: 'chunk'; chunk: VitalsChunk } | { type: 'end'; lines: number } | { type: 'error'; message: string };
+
+/** The input could not be opened or read (the message is the system's, e.g. "ENOENT: no such file or directory, open 'x'"). */
+export class ReplayInputError extends Error {}
+
+/**
+ * Replays a JSONL file of vitals on two threads: a worker reads, splits,
+ * parses and validates (vitals-scanner, falling back to parseLine), and ships
+ * columnar chunks; this thread rebuilds each record and feeds `replayer`, so
+ * the engine never waits for JSON. Yields the detections of each chunk, in
+ * input order — the same as Replayer.line over the same lines, including
+ * malformed-line reports (onSkip) and the --strict ReplayAbort, thrown after
+ * the detections before it are yielded. An unreadable input throws
+ * ReplayInputError. Stopping early (break) stops the worker.
+ */
+export async function* replayFile(source: ReplaySource, replayer: EventTimeReplayer): AsyncGenerator<Detection[]> {
+  const control = new SharedArrayBuffer(8);
+  const ctl = new Int32Array(control);
+  const worker = startParseWorker({ ...source, control });
+  const inbox = new Inbox(worker);
+  try {
+    for (;;) {
+      const msg = await inbox.next();
+      if (msg.type === 'end') return;
+      if (msg.type === 'error') throw new ReplayInputError(msg.message);
+      const found: Detection[] = [];
+      let failure: unknown = null;
+      try {
+        feedChunk(replayer, msg.chunk, found);
+      } catch (err) {
+        failure = err;
+      }
+      Atomics.add(ctl, 0, 1);
+      Atomics.notify(ctl, 0);
+      if (found.length > 0) yield found;
+      if (failure !== null) throw failure;
+    }
+  } finally {
+    Atomics.store(ctl, 1, 1);
+    Atomics.notify(ctl, 0);
+    Atomics.notify(ctl, 1);
+    await worker.terminate();
+  }
+}
+
+function feedChunk(replayer: EventTimeReplayer, c: VitalsChunk, out: Detection[]): void {
+  const bad = c.malformed;
+  let m = 0;
+  for (let i = 0; i < c.records; i++) {
+    for (; m < bad.length && bad[m].before === i; m++) replayer.malformed(bad[m].line, bad[m].reason);
+    const d = replayer.record(vitalsAt(c, i, replayer.eventTime));
+    for (let k = 0; k < d.length; k++) out.push(d[k]);
+  }
+  for (; m < bad.length; m++) replayer.malformed(bad[m].line, bad[m].reason);
+}
+
+function startParseWorker(data: ParseWorkerData): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./parse-worker.js', import.meta.url), { workerData: data });
+  // Run from source (tests, benchmarks): the worker is TypeScript too. Node 20 ignores --import in a
+  // worker's execArgv, so the worker registers the tsx loader itself before loading its module.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const worker = new URL('./parse-worker.ts', import.meta.url).href;
+  return new Worker(`import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(worker)});`, { eval: true, workerData: data });
+}
+
+/** The worker's messages as an awaitable queue; a crash or an early exit rejects. */
+class Inbox {
+  private readonly queue: WorkerMessage[] = [];
+  private failure: Error | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(worker: Worker) {
+    worker.on('message', (m: WorkerMessage) => {
+      this.queue.push(m);
+      this.notify();
+    });
+    worker.on('error', (err) => {
+      this.failure ??= err;
+      this.notify();
+    });
+    worker.on('exit', (code) => {
+      this.failure ??= new Error(`the replay parse worker exited (code ${code}) before the end of the input`);
+      this.notify();
+    });
+  }
+
+  async next(): Promise<WorkerMessage> {
+    for (;;) {
+      const m = this.queue.shift();
+      if (m) return m;
+      if (this.failure) throw this.failure;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+}

@@ -1,0 +1,278 @@
+import type { Vitals } from '../../domain/vitals.js';
+
+/**
+ * Validated vitals in columns, as the parse worker ships them to the thread
+ * that runs the engine. Posting plain objects would cost as much as parsing
+ * them (structured clone walks every property); two typed arrays are
+ * transferred without a copy, and each distinct string is sent once per chunk.
+ */
+export interface VitalsChunk {
+  records: number;
+  /** NUM_COLS per record: timestamp (NaN when absent), latency_ms, input_tokens, output_tokens, token_count, cost, tool_calls, retries. */
+  num: Float64Array;
+  /** REF_COLS per record: agent_id, agent_type, model, provider, error_type, prompt_hash (indexes into strings), mcp_servers, tool_names (indexes into lists, -1 for []), success (0/1). */
+  ref: Int32Array;
+  strings: string[];
+  lists: string[][];
+  /** Lines that are not valid records, in input order; `before` is the index of the record that follows them. */
+  malformed: MalformedLine[];
+}
+
+export interface MalformedLine {
+  before: number;
+  line: number;
+  reason: string;
+}
+
+export const NUM_COLS = 8;
+export const REF_COLS = 9;
+export const N_TIMESTAMP = 0;
+export const N_LATENCY = 1;
+export const N_INPUT_TOKENS = 2;
+export const N_OUTPUT_TOKENS = 3;
+export const N_TOKEN_COUNT = 4;
+export const N_COST = 5;
+export const N_TOOL_CALLS = 6;
+export const N_RETRIES = 7;
+export const R_AGENT_ID = 0;
+export const R_AGENT_TYPE = 1;
+export const R_MODEL = 2;
+export const R_PROVIDER = 3;
+export const R_ERROR_TYPE = 4;
+export const R_PROMPT_HASH = 5;
+export const R_MCP_SERVERS = 6;
+export const R_TOOL_NAMES = 7;
+export const R_SUCCESS = 8;
+
+/** Every chunk's dictionary starts with the two defaults parseVitals applies. */
+export const EMPTY_STRING = 0;
+export const EXTERNAL = 1;
+
+/**
+ * One validated record rebuilt as parseVitals would have returned it (same
+ * fields, same order, so the engine sees one object shape on both paths).
+ * `nowSeconds` is the timestamp of a record that had none.
+ */
+export function vitalsAt(c: VitalsChunk, i: number, nowSeconds: number): Vitals {
+  const num = c.num;
+  const ref = c.ref;
+  const strings = c.strings;
+  const n = i * NUM_COLS;
+  const r = i * REF_COLS;
+  const ts = num[n + N_TIMESTAMP];
+  const mcp = ref[r + R_MCP_SERVERS];
+  const tools = ref[r + R_TOOL_NAMES];
+  return {
+    agent_id: strings[ref[r + R_AGENT_ID]],
+    agent_type: strings[ref[r + R_AGENT_TYPE]],
+    timestamp: ts === ts ? ts : nowSeconds,
+    latency_ms: num[n + N_LATENCY],
+    input_tokens: num[n + N_INPUT_TOKENS],
+    output_tokens: num[n + N_OUTPUT_TOKENS],
+    token_count: num[n + N_TOKEN_COUNT],
+    cost: num[n + N_COST],
+    tool_calls: num[n + N_TOOL_CALLS],
+    retries: num[n + N_RETRIES],
+    success: ref[r + R_SUCCESS] === 1,
+    model: strings[ref[r + R_MODEL]],
+    provider: strings[ref[r + R_PROVIDER]],
+    error_type: strings[ref[r + R_ERROR_TYPE]],
+    prompt_hash: strings[ref[r + R_PROMPT_HASH]],
+    // A fresh array per record, as parseVitals gives: the engine keeps a record's lists in agent metadata.
+    mcp_servers: mcp < 0 ? [] : c.lists[mcp].slice(),
+    tool_names: tools < 0 ? [] : c.lists[tools].slice(),
+  };
+}
+
+/** The transferable buffers of a chunk (for postMessage's transfer list). */
+export function transferablesOf(c: VitalsChunk): ArrayBuffer[] {
+  return [c.num.buffer as ArrayBuffer, c.ref.buffer as ArrayBuffer];
+}
+
+/**
+ * Builds chunks in the parse worker. A record is written in place into the
+ * next row (num/ref at `row`) and only counts once `commit` is called, so a
+ * line the fast scanner gives up on half-way leaves nothing behind.
+ */
+export class ChunkWriter {
+  records = 0;
+  num: Float64Array;
+  ref: Int32Array;
+  private strings: string[] = [];
+  private lists: string[][] = [];
+  private malformed: MalformedLine[] = [];
+  private readonly stringIds = new ByteInterner();
+  private readonly listIds = new ByteInterner();
+  private readonly stringMap = new Map<string, number>();
+
+  constructor(readonly capacity: number) {
+    this.num = new Float64Array(capacity * NUM_COLS);
+    this.ref = new Int32Array(capacity * REF_COLS);
+    this.reset();
+  }
+
+  get full(): boolean {
+    return this.records === this.capacity;
+  }
+
+  get empty(): boolean {
+    return this.records === 0 && this.malformed.length === 0;
+  }
+
+  /** Id of the ASCII string in buf[start, end) whose FNV-1a hash is `hash`. */
+  internBytes(buf: Uint8Array, start: number, end: number, hash: number): number {
+    const id = this.stringIds.find(buf, start, end, hash);
+    if (id >= 0) return id;
+    const s = latin1(buf, start, end);
+    this.strings.push(s);
+    return this.stringIds.add(s, hash, this.strings.length - 1);
+  }
+
+  /** Id of a list whose JSON text is buf[start, end); `items` builds it the first time. */
+  internList(buf: Uint8Array, start: number, end: number, hash: number, items: () => string[]): number {
+    const id = this.listIds.find(buf, start, end, hash);
+    if (id >= 0) return id;
+    this.lists.push(items());
+    return this.listIds.add(latin1(buf, start, end), hash, this.lists.length - 1);
+  }
+
+  internString(s: string): number {
+    let id = this.stringMap.get(s);
+    if (id === undefined) {
+      id = this.strings.push(s) - 1;
+      this.stringMap.set(s, id);
+    }
+    return id;
+  }
+
+  /** Appends a record validated by parseVitals (the reference path, for lines the fast scanner leaves to it). */
+  addVitals(v: Vitals, timestampGiven: boolean): void {
+    const n = this.records * NUM_COLS;
+    const r = this.records * REF_COLS;
+    const num = this.num;
+    const ref = this.ref;
+    num[n + N_TIMESTAMP] = timestampGiven ? v.timestamp : NaN;
+    num[n + N_LATENCY] = v.latency_ms;
+    num[n + N_INPUT_TOKENS] = v.input_tokens;
+    num[n + N_OUTPUT_TOKENS] = v.output_tokens;
+    num[n + N_TOKEN_COUNT] = v.token_count;
+    num[n + N_COST] = v.cost;
+    num[n + N_TOOL_CALLS] = v.tool_calls;
+    num[n + N_RETRIES] = v.retries;
+    ref[r + R_AGENT_ID] = this.internString(v.agent_id);
+    ref[r + R_AGENT_TYPE] = this.internString(v.agent_type);
+    ref[r + R_MODEL] = this.internString(v.model);
+    ref[r + R_PROVIDER] = this.internString(v.provider);
+    ref[r + R_ERROR_TYPE] = this.internString(v.error_type);
+    ref[r + R_PROMPT_HASH] = this.internString(v.prompt_hash);
+    ref[r + R_MCP_SERVERS] = v.mcp_servers.length === 0 ? -1 : this.lists.push([...v.mcp_servers]) - 1;
+    ref[r + R_TOOL_NAMES] = v.tool_names.length === 0 ? -1 : this.lists.push([...v.tool_names]) - 1;
+    ref[r + R_SUCCESS] = v.success ? 1 : 0;
+    this.records += 1;
+  }
+
+  /** Counts the row written in place at index `records`. */
+  commit(): void {
+    this.records += 1;
+  }
+
+  addMalformed(line: number, reason: string): void {
+    this.malformed.push({ before: this.records, line, reason });
+  }
+
+  /** Hands the chunk over (its buffers are to be transferred) and starts a new one. */
+  take(): VitalsChunk {
+    const c: VitalsChunk = {
+      records: this.records,
+      num: this.records === this.capacity ? this.num : this.num.slice(0, this.records * NUM_COLS),
+      ref: this.records === this.capacity ? this.ref : this.ref.slice(0, this.records * REF_COLS),
+      strings: this.strings,
+      lists: this.lists,
+      malformed: this.malformed,
+    };
+    this.num = new Float64Array(this.capacity * NUM_COLS);
+    this.ref = new Int32Array(this.capacity * REF_COLS);
+    this.reset();
+    return c;
+  }
+
+  private reset(): void {
+    this.records = 0;
+    this.strings = [];
+    this.lists = [];
+    this.malformed = [];
+    this.stringIds.clear();
+    this.listIds.clear();
+    this.stringMap.clear();
+    this.internString('');
+    this.internString('external');
+  }
+}
+
+/** FNV-1a step: the scanner hashes string bytes while it validates them. */
+export function fnv1a(hash: number, byte: number): number {
+  return Math.imul(hash ^ byte, 16777619);
+}
+export const FNV_OFFSET = 0x811c9dc5 | 0;
+
+function latin1(buf: Uint8Array, start: number, end: number): string {
+  return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1');
+}
+
+/**
+ * Open-addressing table from byte strings to ids, looked up straight from the
+ * input buffer: no string is allocated for a value seen before in the chunk.
+ */
+class ByteInterner {
+  /** The key of each occupied slot (read only where slots[i] !== 0, so clear() leaves stale keys). */
+  private keys: string[] = new Array<string>(1024).fill('');
+  private hashes = new Int32Array(1024);
+  /** id + 1 per slot; 0 = free. */
+  private slots = new Int32Array(1024);
+  private used = 0;
+
+  clear(): void {
+    if (this.used === 0) return;
+    this.slots.fill(0);
+    this.used = 0;
+  }
+
+  find(buf: Uint8Array, start: number, end: number, hash: number): number {
+    const mask = this.slots.length - 1;
+    const len = end - start;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const slot = this.slots[i];
+      if (slot === 0) return -1;
+      if (this.hashes[i] !== hash) continue;
+      const key = this.keys[i];
+      if (key.length !== len) continue;
+      let j = 0;
+      while (j < len && key.charCodeAt(j) === buf[start + j]) j++;
+      if (j === len) return slot - 1;
+    }
+  }
+
+  add(key: string, hash: number, id: number): number {
+    if ((this.used + 1) * 2 > this.slots.length) this.grow();
+    this.place(key, hash, id);
+    this.used += 1;
+    return id;
+  }
+
+  private place(key: string, hash: number, id: number): void {
+    const mask = this.slots.length - 1;
+    let i = hash & mask;
+    while (this.slots[i] !== 0) i = (i + 1) & mask;
+    this.slots[i] = id + 1;
+    this.hashes[i] = hash;
+    this.keys[i] = key;
+  }
+
+  private grow(): void {
+    const { keys, hashes, slots } = this;
+    this.slots = new Int32Array(slots.length * 2);
+    this.hashes = new Int32Array(slots.length * 2);
+    this.keys = new Array<string>(slots.length * 2).fill('');
+    for (let i = 0; i < slots.length; i++) if (slots[i] !== 0) this.place(keys[i], hashes[i], slots[i] - 1);
+  }
+}
