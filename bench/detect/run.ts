@@ -88,8 +88,9 @@ export function toMarkdown(r: BenchResult): string {
     `| median detection delay, samples (blatant / subtle) | ≤ 3 | ${e.delay.median} (${e.delay.medianBlatant} / ${e.delay.medianSubtle}) ${ok(e.delay.median <= TARGETS.delay)} | ${s.delay.median} (${s.delay.medianBlatant} / ${s.delay.medianSubtle}) |`,
     `| diagnosis accuracy (first detection of each fault) | ≥ 90 % | ${pct(e.diagnosis.accuracy)} (${e.diagnosis.correct}/${e.diagnosis.of}) ${ok(e.diagnosis.accuracy >= TARGETS.diagnosis)} | ${pct(s.diagnosis.accuracy)} (${s.diagnosis.correct}/${s.diagnosis.of}) |`,
   ];
-  const kinds = ['', '| infection | engine blatant | engine subtle | seed blatant | seed subtle |', '|---|---|---|---|---|'];
-  for (const k of INFECTIONS) kinds.push(`| ${k} | ${pct(e.recallByKind[k].blatant)} | ${pct(e.recallByKind[k].subtle)} | ${pct(s.recallByKind[k].blatant)} | ${pct(s.recallByKind[k].subtle)} |`);
+  const kinds = ['', '| infection | engine blatant | engine subtle | engine median delay (blatant / subtle) | seed blatant | seed subtle |', '|---|---|---|---|---|---|'];
+  const d = (x: number) => (Number.isNaN(x) ? '—' : String(x));
+  for (const k of INFECTIONS) kinds.push(`| ${k} | ${pct(e.recallByKind[k].blatant)} | ${pct(e.recallByKind[k].subtle)} | ${d(e.delayByKind[k].blatant)} / ${d(e.delayByKind[k].subtle)} | ${pct(s.recallByKind[k].blatant)} | ${pct(s.recallByKind[k].subtle)} |`);
   return [...rows, ...kinds].join('\n');
 }
 

@@ -20,6 +20,8 @@ export interface Score {
   legitChanges: Record<'prompt_deployment' | 'model_change', { changes: number; alarmed: number }>;
   /** Samples from the first faulty sample to the detecting one (1 = caught on the first faulty sample). */
   delay: { median: number; medianBlatant: number; medianSubtle: number; p90: number };
+  /** Median delay per infection kind and magnitude (NaN when none of them was detected). */
+  delayByKind: Record<InfectionKind, Record<Magnitude, number>>;
   diagnosis: { accuracy: number; correct: number; of: number; wrong: Record<string, number> };
 }
 
@@ -70,6 +72,7 @@ export function score(detections: readonly Detection[], labels: Labels, vitals: 
   const hit: Record<Magnitude, number> = { blatant: 0, subtle: 0 };
   const total: Record<Magnitude, number> = { blatant: 0, subtle: 0 };
   const byKind = Object.fromEntries(INFECTIONS.map((k) => [k, { blatant: 0, subtle: 0 }])) as Record<InfectionKind, Record<Magnitude, number>>;
+  const kindDelays = Object.fromEntries(INFECTIONS.map((k) => [k, { blatant: [] as number[], subtle: [] as number[] }])) as Record<InfectionKind, Record<Magnitude, number[]>>;
   const kindTotal = Object.fromEntries(INFECTIONS.map((k) => [k, { blatant: 0, subtle: 0 }])) as Record<InfectionKind, Record<Magnitude, number>>;
   for (const f of labels.faults) {
     total[f.magnitude]++;
@@ -79,7 +82,9 @@ export function score(detections: readonly Detection[], labels: Labels, vitals: 
     hit[f.magnitude]++;
     byKind[f.kind][f.magnitude]++;
     const t = times.get(f.agent_id) ?? [];
-    delays[f.magnitude].push(countBetween(t, f.start, d.timestamp));
+    const delay = countBetween(t, f.start, d.timestamp);
+    delays[f.magnitude].push(delay);
+    kindDelays[f.kind][f.magnitude].push(delay);
     if (d.diagnosis === f.expected) correct++;
     else wrong[`${f.kind}→${d.diagnosis}`] = (wrong[`${f.kind}→${d.diagnosis}`] ?? 0) + 1;
   }
@@ -109,6 +114,7 @@ export function score(detections: readonly Detection[], labels: Labels, vitals: 
     incident: { affectedAgents: labels.incident.agents.length, individualQuarantines: incidentQ, fleetIncidents: fleet, fleetDelaySeconds: fleetFirst === null ? null : Math.round(fleetFirst - labels.incident.start) },
     legitChanges: legit,
     delay: { median: median(all), medianBlatant: median(delays.blatant), medianSubtle: median(delays.subtle), p90: quantile(all, 0.9) },
+    delayByKind: Object.fromEntries(INFECTIONS.map((k) => [k, { blatant: median(kindDelays[k].blatant), subtle: median(kindDelays[k].subtle) }])) as Record<InfectionKind, Record<Magnitude, number>>,
     diagnosis: { accuracy: ratio(correct, detected), correct, of: detected, wrong },
   };
 }

@@ -44,6 +44,8 @@ export interface AgentRuntime {
   probation?: ProbationTally | null;
   /** Set while a provider-type anomaly waits for peers to corroborate (fleet hold). */
   holdSince: number | null;
+  /** When the agent last looked plainly normal (start of its current excursion): peers calm since then contradict an outage. */
+  lastCalm: number;
   /** When the next healing step is due (pacing), or null. */
   stepAt: number | null;
 }
@@ -68,6 +70,8 @@ export class ImmuneEngine {
   private readonly agents = new Map<string, AgentRuntime>();
   private readonly fleet: FleetCorrelator;
   private readonly stepDue = new Set<string>();
+  /** Agents held by the fleet hold, with the verdict that confirmed them: quarantined as soon as their peers contradict an outage. */
+  private readonly held = new Map<string, Verdict>();
   private seq = 0;
 
   constructor(cfg: Partial<EngineConfig> = {}) {
@@ -174,15 +178,23 @@ export class ImmuneEngine {
     const now = v.timestamp;
     const verdict = judge(rt.baseline, rt.sentinel, v, this.cfg);
     const keys = groupsOf(rt.meta.model, rt.meta.provider);
-    this.fleet.note(keys, rt.id, now, verdict.providerSignal);
+    this.fleet.note(keys, rt.id, now, verdict.providerSignal, verdict.strained);
+    if (this.held.size > 0) {
+      this.held.delete(rt.id);
+      if (!verdict.strained) this.releaseContradicted(now, out);
+    }
 
     if (verdict.confirmed) {
-      if (verdict.providerOnly && this.absorbedByFleet(rt, verdict, keys, now, out)) return;
+      if (verdict.providerOnly && this.absorbedByFleet(rt, verdict, keys, now, out)) {
+        if (rt.holdSince !== null && slowItself(verdict)) this.held.set(rt.id, verdict);
+        return;
+      }
       rt.holdSince = null;
       this.infect(rt, verdict, now, out);
       return;
     }
     rt.holdSince = null;
+    if (!verdict.suspicious) rt.lastCalm = now;
     this.watchPrompt(rt, v, verdict, out);
     if (verdict.learnWeight > 0 || verdict.rateLearnWeight > 0) learn(rt.baseline, v, this.cfg, this.cfg.thresholdSigma, verdict.learnWeight, verdict.rateLearnWeight);
   }
@@ -196,7 +208,7 @@ export class ImmuneEngine {
         incident = this.fleet.open(a.group, now, verdict.anomalies, verdict.maxDeviation);
         const dx = externalCause(rt.id, a.group, a.affected, a.active, this.cfg.fleetWindowSeconds);
         this.emitFleet({ type: 'fleet_incident_started', incident: { ...incident, agents: [...incident.agents] }, ts: now, actor: SYSTEM, reason: dx.hypotheses[0].reasoning }, out);
-      } else if (a && a.active >= this.cfg.fleetMinAgents && (rt.holdSince === null || now - rt.holdSince <= this.cfg.fleetHoldSeconds)) {
+      } else if (a && a.active >= this.cfg.fleetMinAgents && (rt.holdSince === null || now - rt.holdSince <= this.cfg.fleetHoldSeconds) && !(slowItself(verdict) && this.fleet.peersContradict(keys, rt.id, rt.lastCalm, now))) {
         // Enough peers share this provider for an outage to show: wait briefly for them to corroborate
         // before blaming this agent. The first agent to confirm often has no corroboration yet — its
         // peers report less often — and quarantining it would blame it for the provider.
@@ -211,6 +223,21 @@ export class ImmuneEngine {
     // The agent is a bystander: forget the evidence so it is judged afresh once the provider recovers.
     resetEvidence(rt.sentinel);
     return true;
+  }
+
+  /** Held agents whose peers now report calmly: the provider is fine, so they are sick on their own. */
+  private releaseContradicted(now: number, out: Outcome): void {
+    for (const [id, verdict] of this.held) {
+      const rt = this.agents.get(id);
+      if (!rt || rt.holdSince === null || rt.wf.state !== 'healthy') {
+        this.held.delete(id);
+        continue;
+      }
+      if (!this.fleet.peersContradict(groupsOf(rt.meta.model, rt.meta.provider), id, rt.lastCalm, now)) continue;
+      this.held.delete(id);
+      rt.holdSince = null;
+      this.infect(rt, verdict, now, out);
+    }
   }
 
   /** A new prompt with normal behaviour is adopted after a run of normal samples; with abnormal behaviour it is part of the infection. */
@@ -254,7 +281,7 @@ export class ImmuneEngine {
   private judgeProbation(rt: AgentRuntime, v: Vitals, out: Outcome): void {
     const now = v.timestamp;
     const verdict = judge(rt.baseline, rt.sentinel, v, this.cfg);
-    this.fleet.note(groupsOf(rt.meta.model, rt.meta.provider), rt.id, now, verdict.providerSignal);
+    this.fleet.note(groupsOf(rt.meta.model, rt.meta.provider), rt.id, now, verdict.providerSignal, verdict.strained);
     const attempt = rt.wf.attempt;
     if (verdict.confirmed && attempt) {
       if (this.cfg.replayMode) {
@@ -281,6 +308,12 @@ export class ImmuneEngine {
     if (decision.kind === 'pass') {
       this.emit(rt, { type: 'probation_passed', attempt_id: attempt.attempt_id, action: attempt.action, diagnosis: attempt.diagnosis as DiagnosisType, ts: now, actor: SYSTEM, reason: `the metrics that were sick are back to normal after ${attempt.action} (${tally.n} samples)` }, out);
       resetEvidence(rt.sentinel);
+      // The new prompt it carries was just judged normal: keeping it suspect would re-alarm on the same prompt forever.
+      const previous = rt.baseline.prompt_hash;
+      if (v.prompt_hash !== '' && previous !== '' && v.prompt_hash !== previous) {
+        rt.baseline.prompt_hash = v.prompt_hash;
+        this.emit(rt, { type: 'prompt_adopted', prompt_hash: v.prompt_hash, previous, ts: now, actor: SYSTEM, reason: `new prompt behaved normally in probation (${tally.n} samples)` }, out);
+      }
       return;
     }
     if (this.cfg.replayMode) return; // a recording cannot react to a cure: keep watching
@@ -453,6 +486,7 @@ export class ImmuneEngine {
       executions: 0,
       probationOk: 0,
       holdSince: null,
+      lastCalm: now,
       stepAt: null,
     };
     this.agents.set(agentId, rt);
@@ -493,7 +527,7 @@ export class ImmuneEngine {
       let rt = this.agents.get(e.agent_id);
       if (!rt) {
         if (e.type !== 'agent_registered') continue;
-        rt = { id: e.agent_id, meta: e.meta, baseline: newBaseline(), sentinel: newSentinelState(this.cfg), wf: newWorkflow(e.ts), last: null, lastSeen: e.ts, executions: 0, probationOk: 0, holdSince: null, stepAt: null };
+        rt = { id: e.agent_id, meta: e.meta, baseline: newBaseline(), sentinel: newSentinelState(this.cfg), wf: newWorkflow(e.ts), last: null, lastSeen: e.ts, executions: 0, probationOk: 0, holdSince: null, lastCalm: e.ts, stepAt: null };
         this.agents.set(e.agent_id, rt);
       }
       applyEvent(rt.wf, e);
@@ -578,6 +612,15 @@ function mergeMeta(prev: AgentMeta | undefined, m: Partial<AgentMeta>): AgentMet
   const control = m.control_url ?? prev?.control_url;
   if (control) meta.control_url = control;
   return meta;
+}
+
+/**
+ * Only a slow agent can be told apart from a slow provider by its peers' latency. Retry and error
+ * bursts come and go on their own (they are counts of rare events); the fleet hold's wait filters
+ * them, so they keep it.
+ */
+function slowItself(v: Verdict): boolean {
+  return v.anomalies.includes('latency_spike');
 }
 
 function toInfection(agentId: string, ts: number, v: Verdict, cfg: EngineConfig): Infection {

@@ -6,6 +6,8 @@ interface Group {
   seen: Map<string, number>;
   /** agent → last time it looked like a provider problem (slow or failing). */
   elevated: Map<string, number>;
+  /** agent → last time one of its samples was slow (latency ≥ 2σ) or failed on its own. */
+  strained: Map<string, number>;
   incident: FleetIncident | null;
   lastElevated: number;
 }
@@ -51,11 +53,12 @@ export class FleetCorrelator {
 
   constructor(private readonly cfg: EngineConfig) {}
 
-  note(keys: readonly string[], agentId: string, ts: number, providerSignal: boolean): void {
+  note(keys: readonly string[], agentId: string, ts: number, providerSignal: boolean, strained = providerSignal): void {
     for (const k of keys) {
       let g = this.groups.get(k);
-      if (!g) this.groups.set(k, (g = { seen: new Map(), elevated: new Map(), incident: null, lastElevated: 0 }));
+      if (!g) this.groups.set(k, (g = newGroup()));
       g.seen.set(agentId, ts);
+      if (strained) g.strained.set(agentId, ts);
       if (providerSignal) {
         g.elevated.set(agentId, ts);
         if (ts > g.lastElevated) g.lastElevated = ts;
@@ -77,6 +80,32 @@ export class FleetCorrelator {
       if (!best || (a.qualifies && !best.qualifies) || (a.qualifies === best.qualifies && a.affected > best.affected)) best = a;
     }
     return best;
+  }
+
+  /**
+   * True when the agent's peers say the provider is fine: in every group of the
+   * agent that is big enough to show an outage, at least `fleetMinAgents` peers
+   * reported since `since` and (nearly) all of them looked unstrained. An
+   * outage slows or fails most of a group's samples at once, so a handful of
+   * calm peers is strong evidence that a slow agent is sick on its own, and
+   * waiting out the whole hold only delays its quarantine.
+   */
+  peersContradict(keys: readonly string[], agentId: string, since: number, now: number): boolean {
+    let judged = 0;
+    for (const k of keys) {
+      const g = this.groups.get(k);
+      if (!g || countSince(g.seen, now - this.cfg.fleetWindowSeconds) < this.cfg.fleetMinAgents) continue;
+      let calm = 0;
+      let strained = 0;
+      for (const [a, t] of g.seen) {
+        if (a === agentId || t < since) continue;
+        if ((g.strained.get(a) ?? -Infinity) >= since) strained++;
+        else calm++;
+      }
+      if (calm < this.cfg.fleetMinAgents || strained * CALM_RATIO > calm) return false;
+      judged++;
+    }
+    return judged > 0;
   }
 
   activeIncident(keys: readonly string[]): FleetIncident | null {
@@ -123,7 +152,7 @@ export class FleetCorrelator {
 
   /** Restores an open incident from the log after a restart. */
   reopen(incident: FleetIncident): void {
-    const g = this.groups.get(incident.group) ?? { seen: new Map(), elevated: new Map(), incident: null, lastElevated: incident.started_at };
+    const g = this.groups.get(incident.group) ?? { ...newGroup(), lastElevated: incident.started_at };
     g.incident = incident;
     this.groups.set(incident.group, g);
     const n = Number(/^incident-(\d+):/.exec(incident.id)?.[1] ?? 0);
@@ -133,6 +162,13 @@ export class FleetCorrelator {
   close(incidentId: string): void {
     for (const g of this.groups.values()) if (g.incident?.id === incidentId) g.incident = null;
   }
+}
+
+/** Calm peers needed per strained one before the peers are taken to contradict an outage (an outage strains most of them). */
+const CALM_RATIO = 4;
+
+function newGroup(): Group {
+  return { seen: new Map(), elevated: new Map(), strained: new Map(), incident: null, lastElevated: 0 };
 }
 
 function countSince(m: Map<string, number>, cutoff: number): number {
