@@ -41,6 +41,20 @@ describe('Replayer', () => {
     expect(r.finish().records).toBe(jsonl.length);
   });
 
+  it('detections are snapshots: serialising each as it is produced or all at the end gives the same bytes', () => {
+    const r = new Replayer();
+    const early: string[] = [];
+    const all: Detection[] = [];
+    for (const l of jsonl) {
+      const d = r.line(l);
+      for (const x of d) early.push(JSON.stringify(x));
+      all.push(...d);
+    }
+    // The trace's provider incident gains anomalies after it starts: a live reference would leak them.
+    expect(all.some((d) => d.agent_id.startsWith('fleet:'))).toBe(true);
+    expect(all.map((d) => JSON.stringify(d))).toEqual(early);
+  });
+
   it('writes the DESIGN §2 contract: one line per detection, fleet incidents as fleet:<group> with their agents', () => {
     const { detections, r } = replayLines(jsonl);
     for (const d of detections) {

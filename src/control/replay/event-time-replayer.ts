@@ -119,11 +119,15 @@ export class EventTimeReplayer {
   }
 }
 
+/**
+ * A detection is a snapshot: the engine keeps updating a live fleet incident (peers joining add their
+ * anomalies to the array the event refers to), and the output must not depend on when it is serialised.
+ */
 function toDetection(e: ImmuneEvent): Detection | null {
   if (e.type === 'infection_detected') {
     const h = e.diagnosis.hypotheses[0];
     const i = e.infection;
-    return { agent_id: i.agent_id, timestamp: i.timestamp, max_deviation: i.max_deviation, anomalies: i.anomalies, deviations: i.deviations, diagnosis: h.diagnosis, confidence: h.confidence, severity: i.severity };
+    return { agent_id: i.agent_id, timestamp: i.timestamp, max_deviation: i.max_deviation, anomalies: [...i.anomalies], deviations: { ...i.deviations }, diagnosis: h.diagnosis, confidence: h.confidence, severity: i.severity };
   }
   if (e.type === 'fleet_incident_started') {
     const inc = e.incident;
@@ -131,12 +135,12 @@ function toDetection(e: ImmuneEvent): Detection | null {
       agent_id: e.agent_id,
       timestamp: e.ts,
       max_deviation: inc.max_deviation,
-      anomalies: inc.anomalies,
+      anomalies: [...inc.anomalies],
       deviations: {},
       diagnosis: 'external_cause',
       confidence: 0.9,
       severity: inc.max_deviation >= 5 ? 'severe' : 'mild',
-      agents: inc.agents,
+      agents: [...inc.agents],
     };
   }
   return null;
