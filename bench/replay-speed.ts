@@ -1,34 +1,77 @@
 /**
- * Replay speed: the Replayer (what `immune replay` wraps) over a JSONL file of
- * vitals from the detection benchmark's generator, read with linesOf.
- * Target (DESIGN §4): ≥ 500,000 vitals/s on a 2-core machine.
+ * Replay speed. Target (DESIGN §4): `immune replay` ≥ 500,000 vitals/s on a 2-core machine.
  *
- *   node --import tsx bench/replay-speed.ts [--agents 200] [--hours 8] [--runs 5]
+ *   npm run build && node --import tsx bench/replay-speed.ts [--agents 200] [--hours 8] [--runs 5]
  *
- * Prints the median of several runs next to the cost of merely reading and
- * validating the same lines, so the engine's share is visible.
+ * Writes one detection-benchmark trace to a temporary JSONL file and times, interleaved in every
+ * round so that all paths see the same machine load:
+ *   - `immune replay` end to end: the built CLI spawned on the file (and on stdin), wall time from
+ *     spawn to exit, start-up included;
+ *   - the pipelined replay in this process (replayFile: parse worker + engine thread);
+ *   - the single-threaded Replayer over lineBatchesOf (the path before the pipeline);
+ *   - parsing alone, both ways: JSON.parse + parseVitals, and the worker's scanner;
+ *   - the engine alone over pre-parsed vitals (in a child process, so that 600k objects held in
+ *     memory do not slow every other path's garbage collection).
+ * Prints medians (with min–max) and the load average before and after.
  */
-import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { closeSync, createReadStream, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { lineBatchesOf, linesOf, Replayer } from '../src/control/replay.js';
+import { lineBatchesOf, Replayer } from '../src/control/replay.js';
+import { EventTimeReplayer } from '../src/control/replay/event-time-replayer.js';
+import { replayFile } from '../src/control/replay/replay-file.js';
+import { ChunkWriter } from '../src/control/replay/vitals-chunk.js';
+import { scanLine } from '../src/control/replay/vitals-scanner.js';
+import type { Vitals } from '../src/domain/vitals.js';
 import { parseVitals } from '../src/domain/vitals.js';
 import { generateTrace } from './detect/generator.js';
 
-/** The Replayer over the file, read in batches of lines (lineBatchesOf) or one line per await (linesOf). */
-async function replayFile(path: string, batched: boolean): Promise<{ records: number; seconds: number; detections: number }> {
-  const t0 = performance.now();
-  const r = new Replayer();
-  let detections = 0;
-  const input = createReadStream(path);
-  if (batched) for await (const batch of lineBatchesOf(input)) detections += r.lines(batch).length;
-  else for await (const line of linesOf(input)) detections += r.line(line).length;
-  const s = r.finish();
-  return { records: s.records, seconds: (performance.now() - t0) / 1000, detections };
+interface Timing {
+  records: number;
+  seconds: number;
+  /** What `immune replay` itself reports (excludes process start-up). */
+  reported?: number;
 }
 
-async function parseOnly(path: string): Promise<{ records: number; seconds: number }> {
+/** `node bin/immune.js replay` on the file (or on stdin), output discarded; wall time. */
+function cli(path: string, viaStdin: boolean): Promise<Timing> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const input = viaStdin ? openSync(path, 'r') : 'ignore';
+    const args = viaStdin ? ['bin/immune.js', 'replay', '-o', '/dev/null'] : ['bin/immune.js', 'replay', '-i', path, '-o', '/dev/null'];
+    const child = spawn(process.execPath, args, { stdio: [input, 'ignore', 'pipe'] });
+    if (typeof input === 'number') closeSync(input);
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const seconds = (performance.now() - t0) / 1000;
+      const m = /replay: (\d+) records read.*\((\d+) vitals\/s\)/.exec(err);
+      if (code !== 0 || !m) return reject(new Error(`immune replay exited ${code}: ${err}`));
+      resolve({ records: Number(m[1]), seconds, reported: Number(m[2]) });
+    });
+  });
+}
+
+async function pipelined(path: string): Promise<Timing> {
+  const t0 = performance.now();
+  const r = new EventTimeReplayer();
+  for await (const _ of replayFile({ path }, r)) {
+    // detections are few; the CLI writes them, here they are dropped
+  }
+  return { records: r.summary.records, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function singleThreaded(path: string): Promise<Timing> {
+  const t0 = performance.now();
+  const r = new Replayer();
+  for await (const batch of lineBatchesOf(createReadStream(path))) r.lines(batch);
+  return { records: r.finish().records, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function parseReference(path: string): Promise<Timing> {
   const t0 = performance.now();
   let records = 0;
   for await (const batch of lineBatchesOf(createReadStream(path))) {
@@ -38,6 +81,48 @@ async function parseOnly(path: string): Promise<{ records: number; seconds: numb
     }
   }
   return { records, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The worker's scanner on one thread: file read whole (it is in the page cache), lines split, records into chunks. */
+function parseScanner(path: string): Timing {
+  const t0 = performance.now();
+  const buf = readFileSync(path);
+  const w = new ChunkWriter(8192);
+  let records = 0;
+  let start = 0;
+  for (let nl = buf.indexOf(10, 0); nl !== -1; nl = buf.indexOf(10, start)) {
+    records += scanLine(buf, start, nl, w) === 1 ? 1 : 0;
+    if (w.full) w.take();
+    start = nl + 1;
+  }
+  return { records, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Child process: the engine alone (EventTimeReplayer.record) over vitals parsed beforehand; the second of two passes. */
+async function engineOnlyChild(path: string): Promise<void> {
+  const all: Vitals[] = [];
+  const keep = { eventTime: 0, record: (v: Vitals) => (all.push(v), []), malformed: () => [] } as unknown as EventTimeReplayer;
+  for await (const _ of replayFile({ path }, keep)) {
+    // collecting
+  }
+  let seconds = 0;
+  for (let pass = 0; pass < 2; pass++) {
+    const t0 = performance.now();
+    const r = new EventTimeReplayer();
+    for (const v of all) r.record(v);
+    seconds = (performance.now() - t0) / 1000;
+  }
+  process.stdout.write(JSON.stringify({ records: all.length, seconds }));
+}
+
+function engineOnly(path: string): Promise<Timing> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1], '--engine-only', path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as Timing) : reject(new Error(`engine-only child exited ${code}`))));
+  });
 }
 
 /** Writes the trace and lets it go: a heap holding 600k parsed vitals would slow every GC of the timed runs. */
@@ -51,43 +136,64 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+
 async function main(): Promise<void> {
   const o = new Command()
     .name('bench:replay-speed')
     .option('--agents <n>', 'agents in the trace', '200')
     .option('--hours <n>', 'hours of event time', '8')
-    .option('--runs <n>', 'timed runs (the median is reported)', '5')
+    .option('--runs <n>', 'rounds (the median is reported)', '5')
+    .option('--engine-only <file>', '(internal) time the engine alone over this file and print JSON')
     .parse()
-    .opts<{ agents: string; hours: string; runs: string }>();
+    .opts<{ agents: string; hours: string; runs: string; engineOnly?: string }>();
+  if (o.engineOnly) return engineOnlyChild(o.engineOnly);
+  if (!existsSync('dist/cli/main.js')) throw new Error('dist/cli/main.js is missing: run "npm run build" first');
+  if (statSync('dist/control/replay/replay-file.js').mtimeMs < statSync('src/control/replay/replay-file.ts').mtimeMs) process.stderr.write('warning: dist/ is older than src/: run "npm run build"\n');
+
   const dir = mkdtempSync(join(tmpdir(), 'replay-speed-'));
   const file = join(dir, 'vitals.jsonl');
   try {
     writeTrace(file, Number(o.agents), Number(o.hours));
-    await replayFile(file, true); // warm-up: JIT and file cache
-    const replay: number[] = [];
-    const perLine: number[] = [];
-    const parse: number[] = [];
+    const mb = statSync(file).size / 1e6;
+    const paths: Array<[string, () => Promise<Timing> | Timing]> = [
+      ['immune replay -i file (CLI, wall time incl. start-up)', () => cli(file, false)],
+      ['immune replay < file (CLI on stdin, wall time)', () => cli(file, true)],
+      ['pipelined replay in-process (replayFile)', () => pipelined(file)],
+      ['single-threaded Replayer (lineBatchesOf; before)', () => singleThreaded(file)],
+      ['parse only: read + split + JSON.parse + parseVitals', () => parseReference(file)],
+      ['parse only: read + split + scanLine (the worker)', () => parseScanner(file)],
+      ['engine only: EventTimeReplayer.record, pre-parsed', () => engineOnly(file)],
+    ];
+    // Warm-up: JIT, file cache, the CLI's module cache.
+    await pipelined(file);
+    await singleThreaded(file);
+    await cli(file, false);
+    const rates = paths.map(() => [] as number[]);
+    const reported: number[][] = [[], []];
     let records = 0;
-    let detections = 0;
+    const loadBefore = load();
     for (let i = 0; i < Number(o.runs); i++) {
-      const p = await parseOnly(file);
-      parse.push(p.records / p.seconds);
-      const r = await replayFile(file, true);
-      replay.push(r.records / r.seconds);
-      const l = await replayFile(file, false);
-      perLine.push(l.records / l.seconds);
-      records = r.records;
-      detections = r.detections;
+      for (let p = 0; p < paths.length; p++) {
+        const t = await paths[p][1]();
+        rates[p].push(t.records / t.seconds);
+        if (t.reported !== undefined) reported[p].push(t.reported);
+        records = Math.max(records, t.records);
+      }
     }
-    const rate = median(replay);
-    const rp = median(parse);
-    process.stdout.write(
-      `replay: ${records} vitals from ${o.agents} agents, ${detections} detections\n` +
-        `  Replayer, lineBatchesOf (read + parse + validate + engine): median ${Math.round(rate).toLocaleString('en-US')} vitals/s over ${o.runs} runs (target ≥ 500,000) ${rate >= 500_000 ? 'PASS' : 'FAIL'}\n` +
-        `  Replayer, linesOf (one await per line):                     median ${Math.round(median(perLine)).toLocaleString('en-US')} vitals/s\n` +
-        `  read + parse + validate only (no engine):                   median ${Math.round(rp).toLocaleString('en-US')} vitals/s\n` +
-        `  engine share of the time: ${Math.round((1 - rate / rp) * 100)} %\n`,
-    );
+    const loadAfter = load();
+    const base = median(rates[3]);
+    let text = `replay: ${fmt(records)} vitals (${mb.toFixed(0)} MB) from ${o.agents} agents; median of ${o.runs} rounds, min–max in brackets\n`;
+    text += `load average (1/5/15 min) before: ${loadBefore}, after: ${loadAfter}\n`;
+    paths.forEach(([name], p) => {
+      const r = rates[p];
+      text += `  ${name.padEnd(56)} ${fmt(median(r)).padStart(9)} vitals/s  [${fmt(Math.min(...r))}–${fmt(Math.max(...r))}]  ×${(median(r) / base).toFixed(2)}\n`;
+    });
+    for (const p of [0, 1]) text += `  (${p === 0 ? 'file' : 'stdin'}: immune replay's own figure, start-up excluded: median ${fmt(median(reported[p]))} vitals/s)\n`;
+    const cliRate = median(rates[0]);
+    text += `target ≥ 500,000 vitals/s end to end: ${cliRate >= 500_000 ? 'PASS' : 'FAIL'} (${fmt(cliRate)})\n`;
+    process.stdout.write(text);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,15 +5,11 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { ChunkWriter, transferablesOf } from './vitals-chunk.js';
+import { ChunkRing, ChunkWriter } from './vitals-chunk.js';
 import { RECORD, scanLine, UNSURE } from './vitals-scanner.js';
 import type { ParseWorkerData, WorkerMessage } from './replay-file.js';
 
-/** Records per chunk: large enough that messaging costs nothing per record, small enough to start the engine early. */
-const CHUNK_RECORDS = 8192;
 const READ_BYTES = 256 * 1024;
-/** Chunks posted but not yet consumed before the worker waits: bounds memory on inputs of any size. */
-const MAX_IN_FLIGHT = 4;
 
 const CONTINUE = 0;
 const STOP = 1;
@@ -21,12 +17,13 @@ const NEED_PARSER = 2;
 
 type ParseLine = (typeof import('./parse-line.js'))['parseLine'];
 
-const { path, fd: givenFd, control } = workerData as ParseWorkerData;
+const { path, fd: givenFd, control, ring: shared } = workerData as ParseWorkerData;
 const ctl = new Int32Array(control);
+const ring = new ChunkRing(shared.slots, shared.capacity, shared.memory);
 const port = parentPort!;
 
-function post(msg: WorkerMessage, transfer: ArrayBuffer[] = []): void {
-  port.postMessage(msg, transfer);
+function post(msg: WorkerMessage): void {
+  port.postMessage(msg);
 }
 
 async function run(): Promise<void> {
@@ -37,7 +34,8 @@ async function run(): Promise<void> {
     post({ type: 'error', message: (err as Error).message });
     return;
   }
-  const w = new ChunkWriter(CHUNK_RECORDS);
+  const slotOf = (chunk: number) => ({ num: ring.num[chunk % ring.slots], ref: ring.ref[chunk % ring.slots] });
+  const w = new ChunkWriter(ring.capacity, slotOf(0));
   let buf = Buffer.allocUnsafe(READ_BYTES);
   let have = 0;
   let lineNo = 0;
@@ -45,13 +43,13 @@ async function run(): Promise<void> {
   // Loaded on the first line the scanner leaves to it: it brings typebox, 0.4 s of start-up.
   let parseLine: ParseLine | undefined;
 
+  /** Posts the chunk in its slot, then waits until the next slot has been read by the engine thread; false when asked to stop. */
   const flush = (): boolean => {
-    while (sent - Atomics.load(ctl, 0) >= MAX_IN_FLIGHT && Atomics.load(ctl, 1) === 0) Atomics.wait(ctl, 0, Atomics.load(ctl, 0), 100);
-    if (Atomics.load(ctl, 1) !== 0) return false;
-    const c = w.take();
-    post({ type: 'chunk', chunk: c }, transferablesOf(c));
+    const { records, strings, lists, malformed } = w.take(slotOf(sent + 1));
+    post({ type: 'chunk', slot: sent % ring.slots, records, strings, lists, malformed });
     sent += 1;
-    return true;
+    for (let consumed; sent - (consumed = Atomics.load(ctl, 0)) >= ring.slots && Atomics.load(ctl, 1) === 0; ) Atomics.wait(ctl, 0, consumed, 100);
+    return Atomics.load(ctl, 1) === 0;
   };
 
   /** One line, buf[start, end): CONTINUE, STOP (the engine thread asked), or NEED_PARSER (nothing done; load it and call again). */
@@ -119,7 +117,7 @@ async function run(): Promise<void> {
       if (status === STOP) return;
     }
     if (!w.empty && !flush()) return;
-    post({ type: 'end', lines: lineNo });
+    post({ type: 'end' });
   } finally {
     if (path !== undefined) closeSync(fd);
   }

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Detection, EventTimeReplayer } from './event-time-replayer.js';
-import { vitalsAt, type VitalsChunk } from './vitals-chunk.js';
+import { ChunkRing, vitalsAt, type VitalsChunk } from './vitals-chunk.js';
 
 /** A file by path, or an open descriptor (0 for stdin). */
 export type ReplaySource = { path: string } | { fd: number };
@@ -10,9 +10,17 @@ export interface ParseWorkerData {
   path?: string;
   fd?: number;
   control: SharedArrayBuffer;
+  ring: { slots: number; capacity: number; memory: ChunkRing['memory'] };
 }
 
-export type WorkerMessage = { type: 'chunk'; chunk: VitalsChunk } | { type: 'end'; lines: number } | { type: 'error'; message: string };
+/** A chunk on the wire: its numbers are in ring slot `slot`, the rest travels with the message. */
+export type ChunkMessage = { type: 'chunk'; slot: number } & Omit<VitalsChunk, 'num' | 'ref'>;
+export type WorkerMessage = ChunkMessage | { type: 'end' } | { type: 'error'; message: string };
+
+/** Records per chunk: large enough that messaging costs nothing per record, small enough to start the engine at once. */
+const CHUNK_RECORDS = 8192;
+/** Chunks in shared memory; the worker runs at most SLOTS - 1 chunks ahead, which bounds memory on inputs of any size. */
+const SLOTS = 4;
 
 /** The input could not be opened or read (the message is the system's, e.g. "ENOENT: no such file or directory, open 'x'"). */
 export class ReplayInputError extends Error {}
@@ -30,7 +38,8 @@ export class ReplayInputError extends Error {}
 export async function* replayFile(source: ReplaySource, replayer: EventTimeReplayer): AsyncGenerator<Detection[]> {
   const control = new SharedArrayBuffer(8);
   const ctl = new Int32Array(control);
-  const worker = startParseWorker({ ...source, control });
+  const ring = new ChunkRing(SLOTS, CHUNK_RECORDS);
+  const worker = startParseWorker({ ...source, control, ring: { slots: ring.slots, capacity: ring.capacity, memory: ring.memory } });
   const inbox = new Inbox(worker);
   try {
     for (;;) {
@@ -40,7 +49,7 @@ export async function* replayFile(source: ReplaySource, replayer: EventTimeRepla
       const found: Detection[] = [];
       let failure: unknown = null;
       try {
-        feedChunk(replayer, msg.chunk, found);
+        feedChunk(replayer, { ...msg, num: ring.num[msg.slot], ref: ring.ref[msg.slot] }, found);
       } catch (err) {
         failure = err;
       }
