@@ -1,7 +1,7 @@
 import { ImmuneError } from '../domain/errors.js';
 import type { Vitals } from '../domain/vitals.js';
 import type { EngineConfig } from './config.js';
-import { CONTINUOUS, NC, NR, RATES, readContinuous } from './metrics.js';
+import { CONTINUOUS, NC, NR, RATES, readContinuous, TOOLS } from './metrics.js';
 
 /**
  * What "normal" is for one agent. Continuous metrics keep an EWMA mean and
@@ -69,14 +69,18 @@ export function effectiveSigma(b: Baseline, i: number, cfg: EngineConfig): numbe
  * without dragging the mean. `weight` (0–1] slows learning down for samples
  * that are only mildly suspect.
  */
-export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Infinity, weight = 1, rateWeight = weight): void {
+export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Infinity, weight = 1, rateWeight = weight, toolWeight = weight): void {
   b.n += 1;
-  const alpha = weight * Math.max(2 / (cfg.ewmaSpan + 1), 1 / b.n);
-  const alphaV = weight * Math.max(2 / (SLOW_SPAN_FACTOR * cfg.ewmaSpan + 1), 1 / b.n);
+  const base = Math.max(2 / (cfg.ewmaSpan + 1), 1 / b.n);
+  const baseV = Math.max(2 / (SLOW_SPAN_FACTOR * cfg.ewmaSpan + 1), 1 / b.n);
   const alphaR = rateWeight * Math.max(2 / (SLOW_SPAN_FACTOR * cfg.ewmaSpan + 1), 1 / b.n);
   const first = b.n === 1;
   readContinuous(v, X);
   for (let i = 0; i < NC; i++) {
+    const w = i === TOOLS ? toolWeight : weight;
+    if (w === 0 && !first) continue;
+    const alpha = w * base;
+    const alphaV = w * baseV;
     const x = X[i];
     const unclipped = Math.log1p(x);
     let y = unclipped;

@@ -196,7 +196,7 @@ export class ImmuneEngine {
     rt.holdSince = null;
     if (!verdict.suspicious) rt.lastCalm = now;
     this.watchPrompt(rt, v, verdict, out);
-    if (verdict.learnWeight > 0 || verdict.rateLearnWeight > 0) learn(rt.baseline, v, this.cfg, this.cfg.thresholdSigma, verdict.learnWeight, verdict.rateLearnWeight);
+    if (verdict.learnWeight > 0 || verdict.rateLearnWeight > 0) learn(rt.baseline, v, this.cfg, this.cfg.thresholdSigma, verdict.learnWeight, verdict.rateLearnWeight, verdict.toolLearnWeight);
   }
 
   /** True when the anomaly belongs to a provider incident (or is held waiting for peers) instead of this agent. */

@@ -20,6 +20,20 @@ const RING = 5;
 const RUN = 3;
 const RUN_Z = 3.5;
 const JOINT_Z = 2;
+/**
+ * Tool calls are counts: a task makes 0.5–8 of them, and log1p of a small count has a spread so
+ * wide (σ ≈ 0.4–0.55) that a loop doubling them is under one σ. A Poisson CUSUM against a 1.5×
+ * rate sees it: per task it adds x·ln 1.5 − 0.5·λ, which drifts up for any increase beyond 23 %.
+ * One big task adds at most TOOL_LOOP_CLIP. The rate is floored so an agent that rarely calls a
+ * tool is not alarmed by a few calls.
+ */
+const TOOL_LOOP_FACTOR = 1.5;
+const LN_TOOL_LOOP_FACTOR = Math.log(TOOL_LOOP_FACTOR);
+const TOOL_LOOP_H = 13;
+const TOOL_LOOP_CLIP = 2;
+const TOOL_RATE_FLOOR = 0.3;
+/** Tool calls stop being learned once the tool-count CUSUM holds this share of its h. */
+const TOOL_FREEZE = 0.5;
 /** A sample at least this slow (σ) is "strained": what most samples of a provider outage look like. */
 const STRAIN_Z = 2;
 /**
@@ -63,6 +77,8 @@ export interface SentinelState {
   tail: Float64Array; // per continuous metric: EWMA of P(z ≥ threshold)
   z: Float64Array; // ring of the last RING z-scores per continuous metric
   joint: Float64Array; // ring of the last RING joint scores (second-largest group z)
+  /** Poisson log-likelihood-ratio CUSUM of tool calls per task (a loop multiplies them). */
+  toolLoop: number;
   counts: Float64Array; // ring of the last rateWindow raw values per rate metric
   pos: number;
   ratePos: number;
@@ -79,6 +95,7 @@ export function newSentinelState(cfg: EngineConfig): SentinelState {
     tail: new Float64Array(NC).fill(0.01),
     z: new Float64Array(NC * RING),
     joint: new Float64Array(RING),
+    toolLoop: 0,
     counts: new Float64Array(NR * cfg.rateWindow),
     pos: 0,
     ratePos: 0,
@@ -95,6 +112,7 @@ export function resetEvidence(s: SentinelState): void {
   s.run.fill(0);
   s.z.fill(0);
   s.joint.fill(0);
+  s.toolLoop = 0;
   s.counts.fill(0);
   s.pos = 0;
   s.ratePos = 0;
@@ -109,7 +127,7 @@ export function looksNormal(s: SentinelState, cfg: EngineConfig): boolean {
     const hs = i < NC ? SLOW_H : cfg.rateCusumH;
     if (s.cusum[i] >= h / 2 || s.slow[i] >= hs / 2) return false;
   }
-  return true;
+  return s.toolLoop < TOOL_LOOP_H / 2;
 }
 
 /** Scratch for one sample's values, then its z-scores (judge is not re-entrant, so one buffer serves every agent). */
@@ -135,6 +153,8 @@ export interface Verdict {
    * evidence builds absorbs a sustained 5× increase within one fault.
    */
   rateLearnWeight: number;
+  /** The same for tool calls, frozen while the tool-count CUSUM builds (a loop would be learned as normal). */
+  toolLearnWeight: number;
   /** The sample shows what a provider problem looks like (slow or failing), for fleet correlation. */
   providerSignal: boolean;
   /** This very sample is slow (latency ≥ STRAIN_Z) or failed: what most samples look like during a provider outage. */
@@ -238,6 +258,14 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
     if (before < H / 2) s.tail[i] += (2 / (TAIL_SPAN + 1)) * ((z >= T ? 1 : 0) - s.tail[i]);
   }
 
+  const lambda = Math.max(b.linear[TOOLS], TOOL_RATE_FLOOR);
+  const toolLoop = Math.max(0, s.toolLoop + Math.min(TOOL_LOOP_CLIP, v.tool_calls * LN_TOOL_LOOP_FACTOR - (TOOL_LOOP_FACTOR - 1) * lambda));
+  s.toolLoop = toolLoop;
+  if (toolLoop >= TOOL_LOOP_H) {
+    confirmed = true;
+    providerOnly = false;
+  } else if (toolLoop >= SUSPECT_SLOW * TOOL_LOOP_H) slowSuspect = true;
+
   // Joint evidence: independent groups elevated together, several samples running.
   const joint = jointScore(X, promptChanged);
   s.joint[slot] = joint;
@@ -290,11 +318,12 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
   if (promptChanged) suspicious = true;
   const learnWeight = suspicious || confirmed ? 0 : slowSuspect ? SLOW_LEARN : 1;
   const rateLearnWeight = confirmed || rateSuspect ? 0 : learnWeight;
+  const toolLearnWeight = toolLoop >= TOOL_FREEZE * TOOL_LOOP_H ? 0 : learnWeight;
   suspicious ||= slowSuspect;
 
   if (!confirmed) {
     // The common case allocates nothing but the verdict: the empty lists are shared and frozen.
-    return { confirmed, suspicious, learnWeight, rateLearnWeight, providerSignal, strained, providerOnly: false, promptChanged, anomalies: NO_ANOMALIES, deviations: NO_VALUES, ratios: NO_VALUES, maxDeviation: 0, evidenceSamples: 0 };
+    return { confirmed, suspicious, learnWeight, rateLearnWeight, toolLearnWeight, providerSignal, strained, providerOnly: false, promptChanged, anomalies: NO_ANOMALIES, deviations: NO_VALUES, ratios: NO_VALUES, maxDeviation: 0, evidenceSamples: 0 };
   }
   return describe(b, s, v, cfg, slot, rslot, promptChanged, providerSignal, strained, providerOnly);
 }
@@ -320,7 +349,7 @@ function describe(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig, s
     // Listed when confirmed, or well on the way and clearly above normal right now.
     const c = s.cusum[i];
     const cs = s.slow[i];
-    const elevated = c >= cfg.cusumH || cs >= SLOW_H || (c >= cfg.cusumH / 2 && dev >= T) || (cs >= SLOW_H / 2 && dev >= 1);
+    const elevated = c >= cfg.cusumH || cs >= SLOW_H || (c >= cfg.cusumH / 2 && dev >= T) || (cs >= SLOW_H / 2 && dev >= 1) || (i === TOOLS && s.toolLoop >= TOOL_LOOP_H);
     if (elevated) {
       anomalies.push(CONTINUOUS[i].anomaly);
       maxDeviation = Math.max(maxDeviation, dev);
@@ -353,7 +382,7 @@ function describe(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig, s
     anomalies.push('prompt_change');
     deviations.prompt_change = 0;
   }
-  return { confirmed: true, suspicious: true, learnWeight: 0, rateLearnWeight: 0, providerSignal, strained, providerOnly, promptChanged, anomalies, deviations, ratios, maxDeviation: round2(maxDeviation), evidenceSamples };
+  return { confirmed: true, suspicious: true, learnWeight: 0, rateLearnWeight: 0, toolLearnWeight: 0, providerSignal, strained, providerOnly, promptChanged, anomalies, deviations, ratios, maxDeviation: round2(maxDeviation), evidenceSamples };
 }
 
 function round2(x: number): number {
@@ -369,6 +398,8 @@ export interface SentinelSnapshot {
   z: number[];
   /** Absent in snapshots written before joint evidence existed (restored as zero). */
   joint?: number[];
+  /** Absent before the tool-count CUSUM existed (restored as zero). */
+  toolLoop?: number;
   counts: number[];
   pos: number;
   ratePos: number;
@@ -384,6 +415,7 @@ export function snapshotSentinel(s: SentinelState): SentinelSnapshot {
     tail: Array.from(s.tail),
     z: Array.from(s.z),
     joint: Array.from(s.joint),
+    toolLoop: s.toolLoop,
     counts: Array.from(s.counts),
     pos: s.pos,
     ratePos: s.ratePos,
@@ -406,6 +438,10 @@ export function restoreSentinel(x: SentinelSnapshot, cfg: EngineConfig): Sentine
   if (x.slow !== undefined) copy(s.slow, x.slow, 'slow');
   copy(s.z, x.z, 'z');
   if (x.joint !== undefined) copy(s.joint, x.joint, 'joint');
+  if (x.toolLoop !== undefined) {
+    if (typeof x.toolLoop !== 'number' || !Number.isFinite(x.toolLoop)) throw new ImmuneError('IMM_ERR_VALIDATION', "sentinel snapshot: 'toolLoop' must be a finite number", { field: 'toolLoop' });
+    s.toolLoop = x.toolLoop;
+  }
   copy(s.counts, x.counts, 'counts');
   s.pos = x.pos % RING;
   s.ratePos = x.ratePos % cfg.rateWindow;
