@@ -1,8 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { EventTimeReplayer, ReplayAbort } from '../control/replay/event-time-replayer.js';
-import { replayFile, ReplayInputError } from '../control/replay/replay-file.js';
+import { ParseWorker, ReplayInputError } from '../control/replay/replay-file.js';
 
 interface ReplayFlags {
   input: string;
@@ -24,6 +23,9 @@ const WRITE_CHUNK = 1 << 16;
  * command starts in a fraction of a second.
  */
 export async function replayCommand(f: ReplayFlags): Promise<number> {
+  // The worker boots while this thread loads the engine.
+  const parsing = new ParseWorker(f.input === '-' ? { fd: 0 } : { path: f.input });
+  const { EventTimeReplayer, ReplayAbort } = await import('../control/replay/event-time-replayer.js');
   const output: Writable = f.output === '-' ? process.stdout : createWriteStream(f.output);
   const replayer = new EventTimeReplayer({
     strict: f.strict,
@@ -45,7 +47,7 @@ export async function replayCommand(f: ReplayFlags): Promise<number> {
     }
   };
   try {
-    for await (const detections of replayFile(f.input === '-' ? { fd: 0 } : { path: f.input }, replayer)) {
+    for await (const detections of parsing.replay(replayer)) {
       for (const d of detections) buf += JSON.stringify(d) + '\n';
       if (buf.length > WRITE_CHUNK) {
         const chunk = buf;

@@ -15,6 +15,13 @@ const CONTINUE = 0;
 const STOP = 1;
 const NEED_PARSER = 2;
 
+/**
+ * Records in the n-th chunk: small at first, so the engine thread starts while this thread's code is
+ * still cold (the first 8192 records take tens of milliseconds before the JIT has compiled the
+ * scanner), then the ring slot's capacity.
+ */
+const chunkLimit = (n: number) => Math.min(ring.capacity, 256 << Math.min(n, 16));
+
 type ParseLine = (typeof import('./parse-line.js'))['parseLine'];
 
 const { path, fd: givenFd, control, ring: shared } = workerData as ParseWorkerData;
@@ -65,7 +72,7 @@ async function run(): Promise<void> {
     } else {
       lineNo += 1;
     }
-    return !w.full || flush() ? CONTINUE : STOP;
+    return w.records < chunkLimit(sent) || flush() ? CONTINUE : STOP;
   };
   /** `line` without a per-line await: the parser is loaded at most once. */
   const lineOrLoad = async (start: number, end: number): Promise<number> => {

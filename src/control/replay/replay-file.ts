@@ -35,34 +35,58 @@ export class ReplayInputError extends Error {}
  * the detections before it are yielded. An unreadable input throws
  * ReplayInputError. Stopping early (break) stops the worker.
  */
-export async function* replayFile(source: ReplaySource, replayer: EventTimeReplayer): AsyncGenerator<Detection[]> {
-  const control = new SharedArrayBuffer(8);
-  const ctl = new Int32Array(control);
-  const ring = new ChunkRing(SLOTS, CHUNK_RECORDS);
-  const worker = startParseWorker({ ...source, control, ring: { slots: ring.slots, capacity: ring.capacity, memory: ring.memory } });
-  const inbox = new Inbox(worker);
-  try {
-    for (;;) {
-      const msg = await inbox.next();
-      if (msg.type === 'end') return;
-      if (msg.type === 'error') throw new ReplayInputError(msg.message);
-      const found: Detection[] = [];
-      let failure: unknown = null;
-      try {
-        feedChunk(replayer, { ...msg, num: ring.num[msg.slot], ref: ring.ref[msg.slot] }, found);
-      } catch (err) {
-        failure = err;
+export function replayFile(source: ReplaySource, replayer: EventTimeReplayer): AsyncGenerator<Detection[]> {
+  return new ParseWorker(source).replay(replayer);
+}
+
+/**
+ * The parse half of replayFile, started on its own so that the worker thread
+ * boots (≈ 50–100 ms) while the caller is still loading the engine. It reads
+ * ahead at most the ring's size until `replay` consumes it.
+ */
+export class ParseWorker {
+  private readonly ctl = new Int32Array(new SharedArrayBuffer(8));
+  private readonly ring = new ChunkRing(SLOTS, CHUNK_RECORDS);
+  private readonly worker: Worker;
+  private readonly inbox: Inbox;
+
+  constructor(source: ReplaySource) {
+    const { ring } = this;
+    this.worker = startParseWorker({ ...source, control: this.ctl.buffer as SharedArrayBuffer, ring: { slots: ring.slots, capacity: ring.capacity, memory: ring.memory } });
+    this.inbox = new Inbox(this.worker);
+  }
+
+  /** See replayFile. Call once. */
+  async *replay(replayer: EventTimeReplayer): AsyncGenerator<Detection[]> {
+    const { ctl, ring, inbox } = this;
+    try {
+      for (;;) {
+        const msg = await inbox.next();
+        if (msg.type === 'end') return;
+        if (msg.type === 'error') throw new ReplayInputError(msg.message);
+        const found: Detection[] = [];
+        let failure: unknown = null;
+        try {
+          feedChunk(replayer, { ...msg, num: ring.num[msg.slot], ref: ring.ref[msg.slot] }, found);
+        } catch (err) {
+          failure = err;
+        }
+        Atomics.add(ctl, 0, 1);
+        Atomics.notify(ctl, 0);
+        if (found.length > 0) yield found;
+        if (failure !== null) throw failure;
       }
-      Atomics.add(ctl, 0, 1);
-      Atomics.notify(ctl, 0);
-      if (found.length > 0) yield found;
-      if (failure !== null) throw failure;
+    } finally {
+      await this.stop();
     }
-  } finally {
-    Atomics.store(ctl, 1, 1);
-    Atomics.notify(ctl, 0);
-    Atomics.notify(ctl, 1);
-    await worker.terminate();
+  }
+
+  /** Stops the worker (safe to call twice). */
+  async stop(): Promise<void> {
+    Atomics.store(this.ctl, 1, 1);
+    Atomics.notify(this.ctl, 0);
+    Atomics.notify(this.ctl, 1);
+    await this.worker.terminate();
   }
 }
 
