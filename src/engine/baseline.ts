@@ -55,11 +55,14 @@ export function isReady(b: Baseline, cfg: EngineConfig): boolean {
 
 /** σ in log space with the floors applied: the relative floor, and the metric's resolution at its current level. */
 export function effectiveSigma(b: Baseline, i: number, cfg: EngineConfig): number {
-  // log1p(m + r) − log1p(m), in one call
-  const resolutionFloor = Math.log1p(CONTINUOUS[i].resolution / (1 + b.linear[i]));
   // A spread learned from few samples is often too small (15 samples: ±19 %); widen it like a t-quantile would.
   const small = 1 + SMALL_SAMPLE_WIDENING / Math.max(1, Math.min(b.n, SLOW_SPAN_FACTOR * cfg.ewmaSpan));
-  return Math.max(Math.sqrt(b.variance[i]) * small, cfg.sigmaFloor, resolutionFloor);
+  const sigma = Math.max(Math.sqrt(b.variance[i]) * small, cfg.sigmaFloor);
+  // The resolution floor is log1p(m + r) − log1p(m) = log1p(q) with q = r/(1 + m) ≥ log1p(q): when q
+  // is already below σ the floor cannot bind and the logarithm is skipped (the usual case for tokens
+  // and latency, on the per-sample path).
+  const q = CONTINUOUS[i].resolution / (1 + b.linear[i]);
+  return q <= sigma ? sigma : Math.max(sigma, Math.log1p(q));
 }
 
 /**

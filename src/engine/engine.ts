@@ -181,7 +181,7 @@ export class ImmuneEngine {
     this.fleet.note(keys, rt.id, now, verdict.providerSignal, verdict.strained);
     if (this.held.size > 0) {
       this.held.delete(rt.id);
-      if (!verdict.strained) this.releaseContradicted(now, out);
+      if (!verdict.strained) this.releaseContradicted(keys, now, out);
     }
 
     if (verdict.confirmed) {
@@ -225,15 +225,17 @@ export class ImmuneEngine {
     return true;
   }
 
-  /** Held agents whose peers now report calmly: the provider is fine, so they are sick on their own. */
-  private releaseContradicted(now: number, out: Outcome): void {
+  /** Held agents whose peers (sharing a group with the calm sample's agent, `calmKeys`) now contradict an outage: they are sick on their own. */
+  private releaseContradicted(calmKeys: readonly string[], now: number, out: Outcome): void {
     for (const [id, verdict] of this.held) {
       const rt = this.agents.get(id);
       if (!rt || rt.holdSince === null || rt.wf.state !== 'healthy') {
         this.held.delete(id);
         continue;
       }
-      if (!this.fleet.peersContradict(groupsOf(rt.meta.model, rt.meta.provider), id, rt.lastCalm, now)) continue;
+      const keys = groupsOf(rt.meta.model, rt.meta.provider);
+      // Only a calm peer in one of its groups can change the answer.
+      if (!keys.some((k) => calmKeys.includes(k)) || !this.fleet.peersContradict(keys, id, rt.lastCalm, now)) continue;
       this.held.delete(id);
       rt.holdSince = null;
       this.infect(rt, verdict, now, out);

@@ -135,7 +135,11 @@ const X = new Float64Array(NC);
 const NO_ANOMALIES = Object.freeze([]) as unknown as AnomalyType[];
 const NO_VALUES = Object.freeze({}) as Record<string, number>;
 
-/** The sentinel's judgement of one sample. `anomalies`, `deviations` and `ratios` are read-only unless `confirmed`. */
+/**
+ * The sentinel's judgement of one sample. `anomalies`, `deviations` and `ratios` are read-only unless
+ * `confirmed`. An unconfirmed verdict is shared and only valid until the next `judge` call: keep its
+ * fields, not the object.
+ */
 export interface Verdict {
   /** Enough evidence for an infection. */
   confirmed: boolean;
@@ -206,6 +210,26 @@ function jointScore(z: Float64Array, promptChanged: boolean): number {
   return lat >= tok ? (tok >= tools ? tok : Math.min(lat, tools)) : lat >= tools ? lat : Math.min(tok, tools);
 }
 
+/**
+ * Per-task log-likelihood ratios of the error CUSUMs for the last baseline error probability p0 seen.
+ * Most agents fail less often than `errorRateFloor`, so p0 is the floor and the four logarithms are
+ * worked out once instead of on every sample.
+ */
+const errorLlr = { p0: NaN, fail: 0, pass: 0, failSlow: 0, passSlow: 0 };
+
+function setErrorLlr(p0: number): void {
+  const p1 = Math.min(0.95, Math.max(3 * p0, p0 + 0.25));
+  const p1s = Math.min(0.9, SLOW_RATE_FACTOR * p0);
+  errorLlr.p0 = p0;
+  errorLlr.fail = Math.log(p1 / p0);
+  errorLlr.pass = Math.log((1 - p1) / (1 - p0));
+  errorLlr.failSlow = Math.log(p1s / p0);
+  errorLlr.passSlow = Math.log((1 - p1s) / (1 - p0));
+}
+
+/** The verdict returned for every unconfirmed sample (see Verdict). */
+const QUIET: Verdict = { confirmed: false, suspicious: false, learnWeight: 1, rateLearnWeight: 1, toolLearnWeight: 1, providerSignal: false, strained: false, providerOnly: false, promptChanged: false, anomalies: NO_ANOMALIES, deviations: NO_VALUES, ratios: NO_VALUES, maxDeviation: 0, evidenceSamples: 0 };
+
 /** Samples that far out in a row needed before their joint probability, from this metric's own tail, falls below TAIL_TARGET. */
 function requiredRun(tail: number): number {
   const k = Math.ceil(Math.log(TAIL_TARGET) / Math.log(Math.max(tail, 1e-9)));
@@ -213,22 +237,53 @@ function requiredRun(tail: number): number {
 }
 
 /** Judges one sample against the baseline and updates the evidence. Pure apart from `s`, which it owns. */
+/** Flags gathered while judging one sample (bits of an int, so the helpers below can return them). */
+const CONFIRMED = 1;
+const SUSPICIOUS = 2;
+const SLOW_SUSPECT = 4;
+const RATE_SUSPECT = 8;
+const PROVIDER_SIGNAL = 16;
+const NOT_PROVIDER_ONLY = 32;
+const STRAINED = 64;
+
+/** Judges one sample against the baseline and updates the evidence. Pure apart from `s`, which it owns. */
 export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig): Verdict {
+  const slot = s.pos;
+  s.pos = (s.pos + 1) % RING;
+  const W = cfg.rateWindow;
+  const rslot = s.ratePos;
+  s.ratePos = (s.ratePos + 1) % W;
+  const promptChanged = v.prompt_hash !== '' && b.prompt_hash !== '' && v.prompt_hash !== b.prompt_hash;
+  let f = judgeContinuous(b, s, v, cfg, slot, promptChanged) | judgeRates(b, s, v, cfg, rslot);
+  if (promptChanged) f |= SUSPICIOUS;
+  const confirmed = (f & CONFIRMED) !== 0;
+  const slowSuspect = (f & SLOW_SUSPECT) !== 0;
+  const learnWeight = (f & (SUSPICIOUS | CONFIRMED)) !== 0 ? 0 : slowSuspect ? SLOW_LEARN : 1;
+  const rateLearnWeight = confirmed || (f & RATE_SUSPECT) !== 0 ? 0 : learnWeight;
+  const toolLearnWeight = s.toolLoop >= TOOL_FREEZE * TOOL_LOOP_H ? 0 : learnWeight;
+  const providerSignal = (f & PROVIDER_SIGNAL) !== 0;
+  const strained = (f & STRAINED) !== 0;
+  if (!confirmed) {
+    // The common case allocates nothing: one shared verdict, overwritten by the next call.
+    const q = QUIET;
+    q.suspicious = (f & (SUSPICIOUS | SLOW_SUSPECT)) !== 0;
+    q.learnWeight = learnWeight;
+    q.rateLearnWeight = rateLearnWeight;
+    q.toolLearnWeight = toolLearnWeight;
+    q.providerSignal = providerSignal;
+    q.strained = strained;
+    q.promptChanged = promptChanged;
+    return q;
+  }
+  return describe(b, s, cfg, slot, rslot, promptChanged, providerSignal, strained, (f & NOT_PROVIDER_ONLY) === 0);
+}
+
+/** The continuous metrics' CUSUMs, fast paths and tool-count CUSUM for one sample; returns flags. */
+function judgeContinuous(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig, slot: number, promptChanged: boolean): number {
   const T = cfg.thresholdSigma;
   const K = cfg.cusumK;
   const H = cfg.cusumH;
-  const HR = cfg.rateCusumH;
-  let confirmed = false;
-  let suspicious = false;
-  let slowSuspect = false;
-  let rateSuspect = false;
-  let providerSignal = false;
-  let providerOnly = true;
-  let strained = false;
-  const slot = s.pos;
-  s.pos = (s.pos + 1) % RING;
-  const promptChanged = v.prompt_hash !== '' && b.prompt_hash !== '' && v.prompt_hash !== b.prompt_hash;
-
+  let f = 0;
   readContinuous(v, X);
   for (let i = 0; i < NC; i++) {
     const y = Math.log1p(X[i]);
@@ -238,21 +293,18 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
     const before = s.cusum[i];
     // The clip only bites above K + H/4 (k ≤ 4), so the run length is only worked out for samples that far out.
     const step = z <= K + H / 4 ? z : Math.min(z, K + H / requiredRun(s.tail[i]));
-    const c = Math.max(0, before + step - K);
+    let c = Math.max(0, before + step - K);
     const cs = Math.max(0, s.slow[i] + Math.min(z, SLOW_CLIP) - SLOW_K);
+    if (z >= RUN_Z && c < H && runAbove(s.z, i * RING, slot, RUN_Z)) c = H;
     s.cusum[i] = c;
     s.slow[i] = cs;
     s.run[i] = c > 0 || cs > 0 ? s.run[i] + 1 : 0;
-    if (z >= SUSPECT_Z * T || c >= SUSPECT_CUSUM * H) suspicious = true;
-    else if (cs >= SUSPECT_SLOW * SLOW_H) slowSuspect = true;
-    if (z >= RUN_Z && c < H && runAbove(s.z, i * RING, slot, RUN_Z)) s.cusum[i] = H;
-    if (s.cusum[i] >= H || cs >= SLOW_H) {
-      confirmed = true;
-      if (i !== LATENCY) providerOnly = false;
-    }
+    if (z >= SUSPECT_Z * T || c >= SUSPECT_CUSUM * H) f |= SUSPICIOUS;
+    else if (cs >= SUSPECT_SLOW * SLOW_H) f |= SLOW_SUSPECT;
+    if (c >= H || cs >= SLOW_H) f |= i === LATENCY ? CONFIRMED : CONFIRMED | NOT_PROVIDER_ONLY;
     if (i === LATENCY) {
-      if (c >= H / 2 || cs >= SLOW_H / 2) providerSignal = true;
-      if (z >= STRAIN_Z) strained = true;
+      if (c >= H / 2 || cs >= SLOW_H / 2) f |= PROVIDER_SIGNAL;
+      if (z >= STRAIN_Z) f |= STRAINED;
     }
     // The tail is learned from samples that do not continue an excursion.
     if (before < H / 2) s.tail[i] += (2 / (TAIL_SPAN + 1)) * ((z >= T ? 1 : 0) - s.tail[i]);
@@ -261,38 +313,36 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
   const lambda = Math.max(b.linear[TOOLS], TOOL_RATE_FLOOR);
   const toolLoop = Math.max(0, s.toolLoop + Math.min(TOOL_LOOP_CLIP, v.tool_calls * LN_TOOL_LOOP_FACTOR - (TOOL_LOOP_FACTOR - 1) * lambda));
   s.toolLoop = toolLoop;
-  if (toolLoop >= TOOL_LOOP_H) {
-    confirmed = true;
-    providerOnly = false;
-  } else if (toolLoop >= SUSPECT_SLOW * TOOL_LOOP_H) slowSuspect = true;
+  if (toolLoop >= TOOL_LOOP_H) f |= CONFIRMED | NOT_PROVIDER_ONLY;
+  else if (toolLoop >= SUSPECT_SLOW * TOOL_LOOP_H) f |= SLOW_SUSPECT;
 
   // Joint evidence: independent groups elevated together, several samples running.
   const joint = jointScore(X, promptChanged);
   s.joint[slot] = joint;
   if (joint >= JOINT_Z) {
     const metrics = jointRun(s, slot, H);
-    if (metrics !== 0) {
-      confirmed = true;
-      if (metrics !== 1 << LATENCY) providerOnly = false;
-    }
+    if (metrics !== 0) f |= metrics === 1 << LATENCY ? CONFIRMED : CONFIRMED | NOT_PROVIDER_ONLY;
   }
+  return f;
+}
 
+/** The retry and error CUSUMs (count statistics) for one sample; returns flags. */
+function judgeRates(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig, rslot: number): number {
+  const HR = cfg.rateCusumH;
   const W = cfg.rateWindow;
-  const rslot = s.ratePos;
-  s.ratePos = (s.ratePos + 1) % W;
+  let f = 0;
   for (let j = 0; j < NR; j++) {
     const m = RATES[j];
     const x = m.read(v);
     s.counts[j * W + rslot] = x;
-    if (m.kind === 'bernoulli' && x > 0) strained = true;
     let llr: number;
     let llrSlow: number;
     if (m.kind === 'bernoulli') {
+      if (x > 0) f |= STRAINED;
       const p0 = Math.max(b.rate[j], cfg.errorRateFloor);
-      const p1 = Math.min(0.95, Math.max(3 * p0, p0 + 0.25));
-      const p1s = Math.min(0.9, SLOW_RATE_FACTOR * p0);
-      llr = x > 0 ? Math.log(p1 / p0) : Math.log((1 - p1) / (1 - p0));
-      llrSlow = x > 0 ? Math.log(p1s / p0) : Math.log((1 - p1s) / (1 - p0));
+      if (p0 !== errorLlr.p0) setErrorLlr(p0);
+      llr = x > 0 ? errorLlr.fail : errorLlr.pass;
+      llrSlow = x > 0 ? errorLlr.failSlow : errorLlr.passSlow;
     } else {
       const l0 = Math.max(b.rate[j], cfg.retryRateFloor);
       const l1 = Math.max(3 * l0, l0 + 0.5);
@@ -308,28 +358,17 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
     s.cusum[k] = c;
     s.slow[k] = cs;
     s.run[k] = c > 0 || cs > 0 ? s.run[k] + 1 : 0;
-    if (c >= HR / 2 || cs >= HR / 2) providerSignal = true;
-    if (c >= SUSPECT_CUSUM * HR) suspicious = true;
-    else if (cs >= SUSPECT_SLOW * HR) slowSuspect = true;
-    if (Math.max(c, cs) >= RATE_FREEZE * HR) rateSuspect = true;
-    if (c >= HR || cs >= HR) confirmed = true;
+    if (c >= HR / 2 || cs >= HR / 2) f |= PROVIDER_SIGNAL;
+    if (c >= SUSPECT_CUSUM * HR) f |= SUSPICIOUS;
+    else if (cs >= SUSPECT_SLOW * HR) f |= SLOW_SUSPECT;
+    if (Math.max(c, cs) >= RATE_FREEZE * HR) f |= RATE_SUSPECT;
+    if (c >= HR || cs >= HR) f |= CONFIRMED;
   }
-
-  if (promptChanged) suspicious = true;
-  const learnWeight = suspicious || confirmed ? 0 : slowSuspect ? SLOW_LEARN : 1;
-  const rateLearnWeight = confirmed || rateSuspect ? 0 : learnWeight;
-  const toolLearnWeight = toolLoop >= TOOL_FREEZE * TOOL_LOOP_H ? 0 : learnWeight;
-  suspicious ||= slowSuspect;
-
-  if (!confirmed) {
-    // The common case allocates nothing but the verdict: the empty lists are shared and frozen.
-    return { confirmed, suspicious, learnWeight, rateLearnWeight, toolLearnWeight, providerSignal, strained, providerOnly: false, promptChanged, anomalies: NO_ANOMALIES, deviations: NO_VALUES, ratios: NO_VALUES, maxDeviation: 0, evidenceSamples: 0 };
-  }
-  return describe(b, s, v, cfg, slot, rslot, promptChanged, providerSignal, strained, providerOnly);
+  return f;
 }
 
 /** Builds the report for a confirmed sample: deviation per metric is its mean z over the current excursion (≤ 5 samples). */
-function describe(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig, slot: number, rslot: number, promptChanged: boolean, providerSignal: boolean, strained: boolean, providerOnly: boolean): Verdict {
+function describe(b: Baseline, s: SentinelState, cfg: EngineConfig, slot: number, rslot: number, promptChanged: boolean, providerSignal: boolean, strained: boolean, providerOnly: boolean): Verdict {
   const T = cfg.thresholdSigma;
   const anomalies: AnomalyType[] = [];
   const deviations: Record<string, number> = {};

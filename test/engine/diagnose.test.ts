@@ -50,14 +50,14 @@ function detect(kind: InfectionKind, m: number, seed: number): Verdict | null {
   for (let i = 0; i < 300; i++) {
     const v = next();
     const verdict = i < cfg.minSamples ? null : judge(b, s, v, cfg);
-    if (!verdict || verdict.learnWeight > 0 || verdict.rateLearnWeight > 0) learn(b, v, cfg, cfg.thresholdSigma, verdict?.learnWeight ?? 1, verdict?.rateLearnWeight ?? 1);
+    if (!verdict || verdict.learnWeight > 0 || verdict.rateLearnWeight > 0) learn(b, v, cfg, cfg.thresholdSigma, verdict?.learnWeight ?? 1, verdict?.rateLearnWeight ?? 1, verdict?.toolLearnWeight ?? 1);
   }
   const effect = infectionEffect(kind, m);
   for (let i = 0; i < 150; i++) {
     const v = next(effect);
     const verdict = judge(b, s, v, cfg);
     if (verdict.confirmed) return verdict;
-    if (verdict.learnWeight > 0 || verdict.rateLearnWeight > 0) learn(b, v, cfg, cfg.thresholdSigma, verdict.learnWeight, verdict.rateLearnWeight);
+    if (verdict.learnWeight > 0 || verdict.rateLearnWeight > 0) learn(b, v, cfg, cfg.thresholdSigma, verdict.learnWeight, verdict.rateLearnWeight, verdict.toolLearnWeight);
   }
   return null;
 }

@@ -55,7 +55,7 @@ function agent(seed: number) {
 /** The engine's healthy path: judge, then learn with the weights the verdict gives. */
 function observe(b: Baseline, s: SentinelState, v: Vitals): Verdict {
   const verdict = judge(b, s, v, cfg);
-  if (!verdict.confirmed && (verdict.learnWeight > 0 || verdict.rateLearnWeight > 0)) learn(b, v, cfg, cfg.thresholdSigma, verdict.learnWeight, verdict.rateLearnWeight);
+  if (!verdict.confirmed && (verdict.learnWeight > 0 || verdict.rateLearnWeight > 0)) learn(b, v, cfg, cfg.thresholdSigma, verdict.learnWeight, verdict.rateLearnWeight, verdict.toolLearnWeight);
   return verdict;
 }
 
@@ -205,7 +205,8 @@ describe('sentinel snapshots', () => {
     expect(snapshotSentinel(copy)).toEqual(snapshotSentinel(s));
     const b2 = structuredClone(b);
     const v = next({ latency: 9 });
-    expect(judge(b2, copy, v, cfg)).toEqual(judge(b, s, v, cfg));
+    // Spread: an unconfirmed verdict is one shared object, so compare copies of each.
+    expect({ ...judge(b2, copy, v, cfg) }).toEqual({ ...judge(b, s, v, cfg) });
   });
 
   it('restores snapshots written before the slow CUSUM existed (no slow evidence)', () => {
