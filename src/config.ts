@@ -113,6 +113,7 @@ export const SETTINGS = {
   influxToken: setting({ env: 'INFLUXDB_TOKEN', doc: 'InfluxDB token (2.x/3.x) or user:password (1.x).', default: '', parse: str, secret: true }),
   influxOrg: setting({ env: 'INFLUXDB_ORG', doc: 'InfluxDB organisation (2.x).', default: '', parse: str }),
   influxBucket: setting({ env: 'INFLUXDB_BUCKET', doc: 'InfluxDB bucket / database.', default: 'immune_system', parse: str }),
+  sqliteSynchronous: setting({ env: 'SQLITE_SYNCHRONOUS', doc: 'normal: every acknowledged write survives a crash or kill -9 of the process (fsync at checkpoints); full: also survives power loss (one fsync per grouped commit, slower acknowledgements).', default: 'normal' as 'normal' | 'full', parse: oneOf('normal', 'full') }),
   storeQueueMax: setting({ env: 'STORE_QUEUE_MAX', doc: 'Records held (memory + spill file) while the store is unreachable; beyond it losses are counted and reported.', default: 1_000_000, parse: num({ min: 1000, integer: true }) }),
   vitalsRetentionDays: setting({ env: 'VITALS_RETENTION_DAYS', doc: 'Vitals older than this are deleted in the background; events are kept.', default: 7, parse: num({ min: 0.0001 }) }),
   // Observability out

@@ -236,12 +236,13 @@ export class ControlPlane {
   }
 
   /**
-   * Makes queued state changes durable before a request is answered: an
-   * operator whose approval returned 200, or an agent told it is quarantined,
-   * must find that in the log after a crash. Costs nothing when no decision is queued.
+   * Resolves once everything this request produced (vitals and decisions) is
+   * in the store: an agent whose sample was accepted, or an operator whose
+   * approval returned 200, must find it there after a crash (group commit:
+   * concurrent requests share one write).
    */
-  async persistDecisions(): Promise<void> {
-    if (this.writer.hasDecisions()) await this.writer.flush();
+  durable(): Promise<void> {
+    return this.writer.durable();
   }
 
   async close(): Promise<void> {

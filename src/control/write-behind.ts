@@ -4,27 +4,29 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 
 const FLUSH_MS = 25;
-
-/**
- * Events a caller must find after a crash once it has been answered: operator
- * decisions and the engine's containment and healing steps. Registration,
- * baseline readiness and prompt adoption are re-derived from the next sample
- * and the snapshot, so they ride the normal 25 ms batch.
- */
-const RECOVERABLE = new Set(['agent_registered', 'baseline_ready', 'baseline_reset', 'prompt_adopted']);
 const MAX_BATCH = 5000;
 
+interface Waiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 /**
- * Batches vitals and events into the store so ingest never waits for a disk
- * write: group commit every 25 ms or 5000 records. Events keep their order.
- * A failed write is handed back to the queue front (the resilient store
- * adapter retries and spills; this layer never drops silently).
+ * Group commit into the store. Everything is queued and written in batches;
+ * a caller that must not answer before its data is stored (an ingest request,
+ * an operator command) awaits `durable()`, which starts a write at once and
+ * resolves when the batch holding its data is in the store — requests that
+ * arrive meanwhile share the next batch, so durability costs latency, not
+ * throughput. Data nobody waits for (simulated agents) goes every 25 ms.
+ * Events keep their order. A failed write goes back to the queue front and
+ * its waiters get the error; nothing is dropped here.
  */
 export class WriteBehind {
   private vitalsQ: Vitals[] = [];
   private eventsQ: ImmuneEvent[] = [];
-  private decisionsQueued = 0;
+  private waiters: Waiter[] = [];
   private timer: NodeJS.Timeout | null = null;
+  private kicked = false;
   private inflight: Promise<void> | null = null;
   private failures = 0;
   private closed = false;
@@ -41,26 +43,37 @@ export class WriteBehind {
   }
 
   events(es: readonly ImmuneEvent[]): void {
-    for (const e of es) {
-      this.eventsQ.push(e);
-      if (!RECOVERABLE.has(e.type)) this.decisionsQueued += 1;
-    }
+    for (const e of es) this.eventsQ.push(e);
     this.schedule();
   }
 
-  /** True while decision events (see RECOVERABLE) are queued and not yet handed to the store. */
-  hasDecisions(): boolean {
-    return this.decisionsQueued > 0;
+  /** Resolves once everything queued before the call is in the store (rejects if the store refused it). */
+  durable(): Promise<void> {
+    if (this.vitalsQ.length === 0 && this.eventsQ.length === 0) return this.inflight ?? Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      this.kick();
+    });
   }
 
   stats(): { queued: number; dropped: number; failures: number } {
     return { queued: this.vitalsQ.length + this.eventsQ.length, dropped: 0, failures: this.failures };
   }
 
+  /** Starts a write on the next turn of the event loop, so requests parsed in this turn share it. */
+  private kick(): void {
+    if (this.kicked || this.closed) return;
+    this.kicked = true;
+    setImmediate(() => {
+      this.kicked = false;
+      void this.flush();
+    });
+  }
+
   private schedule(): void {
     if (this.closed) return;
-    if (this.vitalsQ.length + this.eventsQ.length >= MAX_BATCH && !this.inflight) {
-      void this.flush();
+    if (this.vitalsQ.length + this.eventsQ.length >= MAX_BATCH) {
+      this.kick();
       return;
     }
     if (!this.timer) {
@@ -72,31 +85,35 @@ export class WriteBehind {
     }
   }
 
-  /** Writes everything queued so far (awaits an in-flight write first). */
+  /** Writes everything queued so far (after any write already in flight). */
   async flush(): Promise<void> {
     while (this.inflight) await this.inflight;
-    if (this.vitalsQ.length === 0 && this.eventsQ.length === 0) return;
+    if (this.vitalsQ.length === 0 && this.eventsQ.length === 0) {
+      for (const w of this.waiters.splice(0)) w.resolve();
+      return;
+    }
     const events = this.eventsQ;
     const vitals = this.vitalsQ;
-    const decisions = this.decisionsQueued;
+    const waiters = this.waiters;
     this.eventsQ = [];
     this.vitalsQ = [];
-    this.decisionsQueued = 0;
+    this.waiters = [];
+    let error: unknown = null;
+    // Events and vitals go to the store side by side: one round trip per group commit, not two.
     this.inflight = (async () => {
-      try {
-        if (events.length > 0) await this.store.appendEvents(this.runId, events);
-      } catch (err) {
+      const [ev, vi] = await Promise.allSettled([events.length > 0 ? this.store.appendEvents(this.runId, events) : undefined, vitals.length > 0 ? this.store.appendVitals(this.runId, vitals) : undefined]);
+      if (ev.status === 'rejected') {
+        error = ev.reason;
         this.failures += 1;
+        // Events stay in order: the failed batch goes back in front.
         this.eventsQ = events.concat(this.eventsQ);
-        this.decisionsQueued += decisions;
-        this.log.warn({ err, events: events.length }, 'event write failed; will retry');
+        this.log.warn({ err: ev.reason, events: events.length }, 'event write failed; will retry');
       }
-      try {
-        if (vitals.length > 0) await this.store.appendVitals(this.runId, vitals);
-      } catch (err) {
+      if (vi.status === 'rejected') {
+        error ??= vi.reason;
         this.failures += 1;
         this.vitalsQ = vitals.concat(this.vitalsQ);
-        this.log.warn({ err, vitals: vitals.length }, 'vitals write failed; will retry');
+        this.log.warn({ err: vi.reason, vitals: vitals.length }, 'vitals write failed; will retry');
       }
     })();
     try {
@@ -104,6 +121,7 @@ export class WriteBehind {
     } finally {
       this.inflight = null;
     }
+    for (const w of waiters) (error ? w.reject(error) : w.resolve());
     if (!this.closed && (this.vitalsQ.length > 0 || this.eventsQ.length > 0)) this.schedule();
   }
 

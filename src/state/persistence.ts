@@ -11,7 +11,7 @@ import { resolveRunId, type RunIdSource } from './run-id.js';
 
 type PersistenceConfig = Pick<
   Config,
-  'store' | 'serverApiBaseUrl' | 'serverApiKey' | 'serverRunId' | 'influxUrl' | 'influxToken' | 'influxBucket' | 'cacheDir' | 'storeQueueMax' | 'vitalsRetentionDays' | 'ingestApiKey' | 'operatorToken' | 'webhookSecret'
+  'store' | 'serverApiBaseUrl' | 'serverApiKey' | 'serverRunId' | 'influxUrl' | 'influxToken' | 'influxBucket' | 'cacheDir' | 'storeQueueMax' | 'vitalsRetentionDays' | 'ingestApiKey' | 'operatorToken' | 'webhookSecret' | 'sqliteSynchronous'
 >;
 
 export interface Keys {

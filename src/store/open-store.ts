@@ -9,7 +9,7 @@ import { ResilientStore } from './resilient.js';
 import { SqliteStore } from './sqlite.js';
 import type { Store, StoreKind } from './store.js';
 
-type StoreConfig = Pick<Config, 'store' | 'serverApiBaseUrl' | 'serverApiKey' | 'influxUrl' | 'influxToken' | 'influxBucket' | 'cacheDir' | 'storeQueueMax'>;
+type StoreConfig = Pick<Config, 'store' | 'serverApiBaseUrl' | 'serverApiKey' | 'influxUrl' | 'influxToken' | 'influxBucket' | 'cacheDir' | 'storeQueueMax'> & Partial<Pick<Config, 'sqliteSynchronous'>>;
 
 /**
  * Which adapter the settings select (seed rules): IMMUNE_STORE when set;
@@ -34,7 +34,7 @@ export function createStore(c: StoreConfig, log: Logger, kind: StoreKind = selec
     case 'memory':
       return new MemoryStore();
     case 'sqlite':
-      return new SqliteStore({ path: sqlitePath(c.cacheDir), log: log.child({ module: 'store' }) });
+      return new SqliteStore({ path: sqlitePath(c.cacheDir), log: log.child({ module: 'store' }), sync: c.sqliteSynchronous });
     case 'influx':
       if (c.influxUrl === '') throw new ImmuneError('IMM_ERR_CONFIG', 'IMMUNE_STORE=influx needs INFLUXDB_URL', { setting: 'INFLUXDB_URL' });
       return new InfluxStore({ url: c.influxUrl, token: c.influxToken, database: c.influxBucket, log: log.child({ module: 'store' }) });

@@ -31,14 +31,18 @@ CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY, run INTEGER NOT NULL
 CREATE INDEX IF NOT EXISTS records_by_measurement ON records(run, measurement, ts);
 `;
 
+export type SqliteSync = 'normal' | 'full';
+
 /**
- * WAL lets the dashboard read while the writer commits; synchronous=FULL
- * makes every commit survive power loss, which is affordable because commits
- * are grouped (thousands of rows per fsync).
+ * WAL lets the dashboard read while the writer commits. synchronous=NORMAL
+ * (the default, SQLITE_SYNCHRONOUS) keeps every committed write across a crash
+ * or kill -9 of the process — the WAL is in the OS page cache — and fsyncs at
+ * checkpoints; FULL also survives power loss, at one fsync per grouped commit,
+ * which every acknowledged ingest request waits for.
  */
-export function configure(db: Database.Database): void {
+export function configure(db: Database.Database, sync: SqliteSync = 'normal'): void {
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('busy_timeout = 5000');
   db.pragma('cache_size = -65536'); // KiB: keeps the agent index hot during ingest
   db.pragma('wal_autocheckpoint = 16384'); // pages: fewer, larger checkpoints

@@ -23,12 +23,12 @@ export type WriterRequest =
 export type WriterReply = { t: 'ack'; id: number; n?: number } | { t: 'err'; id: number; message: string; sqliteCode: string } | { t: 'ready' } | { t: 'fatal'; message: string };
 
 const port = parentPort!;
-const { path } = workerData as { path: string };
+const { path, sync } = workerData as { path: string; sync?: 'normal' | 'full' };
 
 let db: Database.Database;
 try {
   db = new Database(path);
-  configure(db);
+  configure(db, sync);
 } catch (err) {
   port.postMessage({ t: 'fatal', message: (err as Error).message } satisfies WriterReply);
   throw err;

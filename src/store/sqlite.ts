@@ -19,6 +19,8 @@ export interface SqliteStoreOptions {
   log?: Logger;
   /** Epoch seconds, for windows relative to now. */
   now?: () => number;
+  /** SQLITE_SYNCHRONOUS: 'normal' survives process crashes, 'full' also power loss (slower acknowledgements). */
+  sync?: 'normal' | 'full';
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -99,7 +101,7 @@ export class SqliteStore implements Store {
   private openFile(): Database.Database {
     const db = new Database(this.opts.path);
     try {
-      configure(db);
+      configure(db, this.opts.sync ?? 'normal');
       migrate(db);
       db.prepare('SELECT count(*) FROM runs').get();
       return db;
@@ -113,7 +115,7 @@ export class SqliteStore implements Store {
   }
 
   private startWorker(): Promise<void> {
-    const worker = spawnWriter({ path: this.opts.path });
+    const worker = spawnWriter({ path: this.opts.path, sync: this.opts.sync ?? 'normal' });
     this.worker = worker;
     this.ready = new Promise<void>((resolve, reject) => {
       worker.on('message', (m: WriterReply) => {

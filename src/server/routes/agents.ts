@@ -36,7 +36,7 @@ export function agentRoutes(app: FastifyInstance, d: Deps): void {
   const command = (path: string, summary: string, run: (req: IdReq) => unknown, body: unknown = ReasonBody) =>
     app.post(`/api/v1/agents/:id/${path}`, { schema: { tags: ['agents'], summary, security, params: AgentIdParams, body: body as never }, preHandler: write }, async (req) => {
       const agent = run(req as IdReq);
-      await d.cp.persistDecisions();
+      await d.cp.durable();
       return { ok: true, agent };
     });
 
@@ -59,19 +59,19 @@ export function agentRoutes(app: FastifyInstance, d: Deps): void {
   app.post('/api/v1/approvals/approve-all', { schema: { tags: ['agents'], summary: 'Approve every pending healing', security }, preHandler: write }, async (req) => {
     const who = actor(req);
     const done = d.cp.bulk('pending_approval', (id) => d.cp.approve(id, who));
-    await d.cp.persistDecisions();
+    await d.cp.durable();
     return { ok: true, approved_count: done.length, agents: done };
   });
   app.post('/api/v1/approvals/reject-all', { schema: { tags: ['agents'], summary: 'Reject every pending healing', security }, preHandler: write }, async (req) => {
     const who = actor(req);
     const done = d.cp.bulk('pending_approval', (id) => d.cp.reject(id, who));
-    await d.cp.persistDecisions();
+    await d.cp.durable();
     return { ok: true, rejected_count: done.length, agents: done };
   });
   app.post('/api/v1/rejected/heal-all', { schema: { tags: ['agents'], summary: '"Heal now" for every rejected agent', security }, preHandler: write }, async (req) => {
     const who = actor(req);
     const done = d.cp.bulk('rejected', (id) => d.cp.healNow(id, who));
-    await d.cp.persistDecisions();
+    await d.cp.durable();
     return { ok: true, healed_count: done.length, agents: done };
   });
 }

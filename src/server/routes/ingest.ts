@@ -17,7 +17,7 @@ export function ingestRoutes(app: FastifyInstance, d: Deps): void {
     const records: unknown[] = batch ? body : [body];
     if (batch && records.length === 0) throw new ImmuneError('IMM_ERR_VALIDATION', 'the batch is empty', { field: '(batch)' });
     const { accepted, agents } = d.cp.ingest(records, { batch, meta: { source: 'external' } });
-    await d.cp.persistDecisions();
+    await d.cp.durable();
     if (!batch) {
       const [[agent_id, s]] = agents;
       return { ok: true, accepted, agent_id, status: s.status, directive: s.directive };
@@ -31,7 +31,7 @@ export function ingestRoutes(app: FastifyInstance, d: Deps): void {
   }, async (req) => {
     const { agent_id, agent_type, model, provider, mcp_servers, control_url } = req.body;
     const status = d.cp.register(agent_id, { agent_type, model, provider, mcp_servers, control_url, source: 'external' });
-    await d.cp.persistDecisions();
+    await d.cp.durable();
     return { ok: true, status, agent_id };
   });
 
@@ -49,7 +49,7 @@ export function ingestRoutes(app: FastifyInstance, d: Deps): void {
   }, async (req) => {
     d.cp.engine.require(req.params.id);
     d.directives.acknowledge(req.params.id, req.params.directive_id, req.body.ok, req.body.detail ?? '');
-    await d.cp.persistDecisions();
+    await d.cp.durable();
     return { ok: true, agent: d.cp.summary(req.params.id) };
   });
 }

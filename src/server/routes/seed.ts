@@ -76,7 +76,7 @@ export function seedRoutes(app: FastifyInstance, d: Deps): void {
     const { agent_id, approved } = req.body;
     if (approved) d.cp.approve(agent_id, actor(req));
     else d.cp.reject(agent_id, actor(req));
-    await d.cp.persistDecisions();
+    await d.cp.durable();
     return { ok: true, approved: approved === true };
   });
 
@@ -84,20 +84,20 @@ export function seedRoutes(app: FastifyInstance, d: Deps): void {
     const who = actor(req);
     const approved = req.body?.approved === true;
     const done = d.cp.bulk('pending_approval', (id) => (approved ? d.cp.approve(id, who) : d.cp.reject(id, who)));
-    await d.cp.persistDecisions();
+    await d.cp.durable();
     return { ok: true, approved_count: approved ? done.length : 0, rejected_count: approved ? 0 : done.length };
   });
 
   app.post<{ Body: { agent_id: string } }>('/api/heal-explicitly', { schema: { tags, security, body: SeedHealBody }, preHandler: write }, async (req) => {
     d.cp.healNow(req.body.agent_id, actor(req));
-    await d.cp.persistDecisions();
+    await d.cp.durable();
     return { ok: true };
   });
 
   app.post('/api/heal-all-rejected', { schema: { tags, security }, preHandler: write }, async (req) => {
     const who = actor(req);
     const done = d.cp.bulk('rejected', (id) => d.cp.healNow(id, who));
-    await d.cp.persistDecisions();
+    await d.cp.durable();
     return { ok: true, healed_count: done.length };
   });
 }

@@ -65,7 +65,10 @@ describe.skipIf('skip' in bin)('InfluxDB goes away under a running immune serve'
 
     // Read InfluxDB directly: every accepted sample and every logged event is there.
     const direct = new InfluxStore({ url: influx.url, database: 'immune_e2e' });
-    await until('every accepted vitals record in InfluxDB', async () => (await direct.vitalsCount(runId)) === accepted, 90_000);
+    let found = -1;
+    await until(`every accepted vitals record in InfluxDB (accepted ${accepted})`, async () => (found = await direct.vitalsCount(runId)) === accepted, 90_000).catch((err: Error) => {
+      throw new Error(`${err.message}; InfluxDB holds ${found}`);
+    });
     const logged = (await api.operator('GET', '/api/v1/events?limit=1000')).events as Array<{ seq: number }>;
     const stored = await direct.readEvents(runId);
     expect(stored.map((e) => e.seq)).toEqual(logged.map((e) => e.seq).sort((a, b) => a - b));
@@ -96,7 +99,10 @@ describe.skipIf('skip' in bin)('InfluxDB goes away under a running immune serve'
       api = client(proc.url, KEYS);
       expect((await api.operator('GET', '/api/v1/overview')).run_id).toBe(runId);
       const direct = new InfluxStore({ url: influx!.url, database: 'immune_e2e_kill' });
-      await until('every accepted vitals record in InfluxDB', async () => (await direct.vitalsCount(runId)) === accepted, 30_000);
+      let found = -1;
+      await until(`every accepted vitals record in InfluxDB (accepted ${accepted})`, async () => (found = await direct.vitalsCount(runId)) === accepted, 90_000).catch((err: Error) => {
+        throw new Error(`${err.message}; InfluxDB holds ${found}`);
+      });
       // The log decided during the outage (infection, approval request) is in InfluxDB, with no gap in seq.
       const stored = await direct.readEvents(runId);
       expect(stored.map((e) => e.seq)).toEqual(stored.map((_, i) => i + 1));
