@@ -1,4 +1,5 @@
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -120,6 +121,29 @@ describe('replayFile (parsing in a worker thread)', () => {
     try {
       const got = await pipelined({ fd });
       expect(got.out).toBe(ref.out);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('waits on a non-blocking descriptor that has nothing to read yet (EAGAIN) instead of failing', async () => {
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, 'w');
+    // Less than a pipe's 64 KB in all, so a writer never blocks even if the reader has given up.
+    const part = clean.slice(0, 150);
+    try {
+      const replay = pipelined({ fd });
+      // Written in pieces with pauses longer than the worker takes to start, so it finds the pipe empty
+      // in between (the pauses make the condition, nothing waits on them for a result).
+      for (let i = 0; i < part.length; i += 50) {
+        writeSync(writer, part.slice(i, i + 50).join('\n') + '\n');
+        await new Promise((r) => setTimeout(r, 700));
+      }
+      closeSync(writer);
+      const got = await replay;
+      expect(got.summary).toEqual(reference(part).summary);
     } finally {
       closeSync(fd);
     }
