@@ -19,6 +19,9 @@ export interface Baseline {
   linear: Float64Array;
   /** EWMA of retries per task and of P(error). */
   rate: Float64Array;
+  /** EWMA of tool calls per task and of their squared deviation (counts, learned over the slow span like the rates). */
+  toolRate: number;
+  toolVar: number;
   prompt_hash: string;
   model: string;
   provider: string;
@@ -32,6 +35,8 @@ export function newBaseline(): Baseline {
     p95: new Float64Array(NC),
     linear: new Float64Array(NC),
     rate: new Float64Array(NR),
+    toolRate: 0,
+    toolVar: 0,
     prompt_hash: '',
     model: '',
     provider: '',
@@ -117,6 +122,12 @@ export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Inf
     const r = RATES[j].read(v);
     b.rate[j] = first ? r : b.rate[j] + alphaR * (r - b.rate[j]);
   }
+  // One runaway task (thousands of calls) must not drag the rate: clip far above it.
+  const tools = first ? v.tool_calls : Math.min(v.tool_calls, 4 * b.toolRate + 4);
+  const alphaT = toolWeight * baseV;
+  const dt = tools - b.toolRate;
+  b.toolRate = first ? tools : b.toolRate + alphaT * dt;
+  b.toolVar = first ? 0 : (1 - alphaT) * (b.toolVar + alphaT * dt * dt);
   if (v.prompt_hash !== '') b.prompt_hash = v.prompt_hash;
   if (v.model !== '') b.model = v.model;
   if (v.provider !== '') b.provider = v.provider;
@@ -157,6 +168,9 @@ export interface BaselineSnapshot {
   p95: number[];
   linear: number[];
   rate: number[];
+  /** Absent in snapshots written before tool calls were judged as counts (restored from the linear mean). */
+  tool_rate?: number;
+  tool_var?: number;
   prompt_hash: string;
   model: string;
   provider: string;
@@ -171,10 +185,17 @@ export function snapshotBaseline(b: Baseline): BaselineSnapshot {
     p95: Array.from(b.p95),
     linear: Array.from(b.linear),
     rate: Array.from(b.rate),
+    tool_rate: b.toolRate,
+    tool_var: b.toolVar,
     prompt_hash: b.prompt_hash,
     model: b.model,
     provider: b.provider,
   };
+}
+
+function finite(x: unknown, name: string): number {
+  if (typeof x !== 'number' || !Number.isFinite(x)) throw new ImmuneError('IMM_ERR_VALIDATION', `baseline snapshot: '${name}' must be a finite number`, { field: name });
+  return x;
 }
 
 export function restoreBaseline(s: BaselineSnapshot): Baseline {
@@ -191,6 +212,9 @@ export function restoreBaseline(s: BaselineSnapshot): Baseline {
     p95: arr(s.p95, NC, 'p95'),
     linear: arr(s.linear, NC, 'linear'),
     rate: arr(s.rate, NR, 'rate'),
+    toolRate: s.tool_rate === undefined ? (s.linear?.[TOOLS] ?? 0) : finite(s.tool_rate, 'tool_rate'),
+    // Poisson (variance = mean) until the spread has been learned.
+    toolVar: s.tool_var === undefined ? (s.linear?.[TOOLS] ?? 0) : finite(s.tool_var, 'tool_var'),
     prompt_hash: s.prompt_hash ?? '',
     model: s.model ?? '',
     provider: s.provider ?? '',

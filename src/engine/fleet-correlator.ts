@@ -6,7 +6,7 @@ interface Group {
   seen: Map<string, number>;
   /** agent → last time it looked like a provider problem (slow or failing). */
   elevated: Map<string, number>;
-  /** agent → last time one of its samples was slow (latency ≥ 2σ) or failed on its own. */
+  /** Agents whose latest sample was slow (latency ≥ 2σ) or failed, with its time. */
   strained: Map<string, number>;
   incident: FleetIncident | null;
   lastElevated: number;
@@ -59,6 +59,7 @@ export class FleetCorrelator {
       if (!g) this.groups.set(k, (g = newGroup()));
       g.seen.set(agentId, ts);
       if (strained) g.strained.set(agentId, ts);
+      else if (g.strained.size > 0) g.strained.delete(agentId);
       if (providerSignal) {
         g.elevated.set(agentId, ts);
         if (ts > g.lastElevated) g.lastElevated = ts;
@@ -85,10 +86,10 @@ export class FleetCorrelator {
   /**
    * True when the agent's peers say the provider is fine: in every group of the
    * agent that is big enough to show an outage, at least `fleetMinAgents` peers
-   * reported since `since` and (nearly) all of them looked unstrained. An
-   * outage slows or fails most of a group's samples at once, so a handful of
-   * calm peers is strong evidence that a slow agent is sick on its own, and
-   * waiting out the whole hold only delays its quarantine.
+   * reported since `since` and at most one in CALM_RATIO + 1 of them was
+   * strained in its latest sample. An outage slows or fails most of a group's
+   * samples at once, so calm peers are strong evidence that a slow agent is
+   * sick on its own, and waiting out the whole hold only delays its quarantine.
    */
   peersContradict(keys: readonly string[], agentId: string, since: number, now: number): boolean {
     let judged = 0;
@@ -99,7 +100,7 @@ export class FleetCorrelator {
       let strained = 0;
       for (const [a, t] of g.seen) {
         if (a === agentId || t < since) continue;
-        if ((g.strained.get(a) ?? -Infinity) >= since) strained++;
+        if (g.strained.has(a)) strained++;
         else calm++;
       }
       if (calm < this.cfg.fleetMinAgents || strained * CALM_RATIO > calm) return false;

@@ -58,6 +58,7 @@ const TAIL_SPAN = 200;
 const SLOW_K = 0.5;
 const SLOW_H = 12;
 const SLOW_CLIP = 2;
+const SLOW_MIN_SAMPLES = 100;
 /** Alternative rates of the slow rate CUSUMs, as multiples of the baseline rate. */
 const RATE_FREEZE = 0.75;
 const SLOW_RATE_FACTOR = 3;
@@ -284,6 +285,7 @@ function judgeContinuous(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineCo
   const K = cfg.cusumK;
   const H = cfg.cusumH;
   let f = 0;
+  const young = b.n < SLOW_MIN_SAMPLES;
   readContinuous(v, X);
   for (let i = 0; i < NC; i++) {
     const y = Math.log1p(X[i]);
@@ -294,7 +296,7 @@ function judgeContinuous(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineCo
     // The clip only bites above K + H/4 (k ≤ 4), so the run length is only worked out for samples that far out.
     const step = z <= K + H / 4 ? z : Math.min(z, K + H / requiredRun(s.tail[i]));
     let c = Math.max(0, before + step - K);
-    const cs = Math.max(0, s.slow[i] + Math.min(z, SLOW_CLIP) - SLOW_K);
+    const cs = young ? 0 : Math.max(0, s.slow[i] + Math.min(z, SLOW_CLIP) - SLOW_K);
     if (z >= RUN_Z && c < H && runAbove(s.z, i * RING, slot, RUN_Z)) c = H;
     s.cusum[i] = c;
     s.slow[i] = cs;
@@ -310,8 +312,10 @@ function judgeContinuous(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineCo
     if (before < H / 2) s.tail[i] += (2 / (TAIL_SPAN + 1)) * ((z >= T ? 1 : 0) - s.tail[i]);
   }
 
-  const lambda = Math.max(b.linear[TOOLS], TOOL_RATE_FLOOR);
-  const toolLoop = Math.max(0, s.toolLoop + Math.min(TOOL_LOOP_CLIP, v.tool_calls * LN_TOOL_LOOP_FACTOR - (TOOL_LOOP_FACTOR - 1) * lambda));
+  const lambda = Math.max(b.toolRate, TOOL_RATE_FLOOR);
+  // Quasi-Poisson: counts more spread out than Poisson (variance > mean) carry proportionally less evidence.
+  const dispersion = Math.max(1, b.toolVar / lambda);
+  const toolLoop = young ? 0 : Math.max(0, s.toolLoop + Math.min(TOOL_LOOP_CLIP, (v.tool_calls * LN_TOOL_LOOP_FACTOR - (TOOL_LOOP_FACTOR - 1) * lambda) / dispersion));
   s.toolLoop = toolLoop;
   if (toolLoop >= TOOL_LOOP_H) f |= CONFIRMED | NOT_PROVIDER_ONLY;
   else if (toolLoop >= SUSPECT_SLOW * TOOL_LOOP_H) f |= SLOW_SUSPECT;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { rng, type Rng } from '../../bench/detect/rng.js';
 import type { AnomalyType } from '../../src/domain/types.js';
 import type { Vitals } from '../../src/domain/vitals.js';
-import { learn, newBaseline, type Baseline } from '../../src/engine/baseline.js';
+import { effectiveSigma, learn, newBaseline, type Baseline } from '../../src/engine/baseline.js';
 import { engineConfig } from '../../src/engine/config.js';
 import { judge, looksNormal, newSentinelState, resetEvidence, restoreSentinel, snapshotSentinel, type SentinelState, type Verdict } from '../../src/engine/sentinel.js';
 
@@ -197,6 +197,85 @@ describe('sentinel: beyond the seed', () => {
   });
 });
 
+/** A sample whose continuous metrics sit exactly `z` σ above this baseline (0 where not given); tools, retries and errors normal. */
+function at(b: Baseline, template: Vitals, z: { latency?: number; input?: number; output?: number; tools?: number }, prompt = template.prompt_hash): Vitals {
+  const value = (i: number, k = 0) => Math.expm1(b.mean[i] + k * effectiveSigma(b, i, cfg));
+  const input = Math.round(value(2, z.input));
+  const output = Math.round(value(3, z.output));
+  // Tokens and cost follow input and output (they are one correlated group, as in real traffic).
+  return { ...template, latency_ms: Math.round(value(0, z.latency)), input_tokens: input, output_tokens: output, token_count: input + output, cost: (input * 3 + output * 15) / 1e6, tool_calls: Math.round(value(5, z.tools)), retries: 0, success: true, error_type: '', prompt_hash: prompt };
+}
+
+describe('sentinel: fast paths (joint evidence and runs)', () => {
+  it('one metric beyond 3.5σ three samples in a row confirms on the third, even on a heavy-tailed agent', () => {
+    const { next, b, s } = trained(81, 400, 0.03);
+    const template = next();
+    expect(observe(b, s, at(b, template, { latency: 3.6 })).confirmed).toBe(false);
+    expect(observe(b, s, at(b, template, { latency: 3.6 })).confirmed).toBe(false);
+    const third = observe(b, s, at(b, template, { latency: 3.6 }));
+    expect(third.confirmed).toBe(true);
+    expect(third.anomalies).toEqual(['latency_spike']);
+  });
+
+  it('two independent groups at 2.5σ together for three samples confirm; either group alone does not', () => {
+    const run = (z: { latency?: number; input?: number; output?: number }) => {
+      const { next, b, s } = trained(82);
+      const template = next();
+      return [1, 2, 3].map(() => ({ ...observe(b, s, at(b, template, z)) }));
+    };
+    const both = run({ latency: 2.5, input: 2.5 });
+    expect(both.map((v) => v.confirmed)).toEqual([false, false, true]);
+    expect(both[2].anomalies).toEqual(expect.arrayContaining(['latency_spike', 'input_token_spike']));
+    expect(both[2].providerOnly).toBe(false);
+    expect(run({ latency: 2.5 }).some((v) => v.confirmed)).toBe(false);
+    // input, output, total tokens and cost all up is still one group: a big task, not two kinds of evidence
+    expect(run({ input: 2.5, output: 2.5 }).some((v) => v.confirmed)).toBe(false);
+  });
+
+  it('an unadopted prompt counts as one group: a new prompt with input at 2.5σ for three samples confirms', () => {
+    const { next, b, s } = trained(83);
+    const template = next();
+    const verdicts = [1, 2, 3].map(() => ({ ...observe(b, s, at(b, template, { input: 2.5 }, 'prompt-v2')) }));
+    expect(verdicts.map((v) => v.confirmed)).toEqual([false, false, true]);
+    expect(verdicts[2].anomalies).toEqual(expect.arrayContaining(['input_token_spike', 'prompt_change']));
+  });
+
+  it('a joint run is broken by one normal sample', () => {
+    const { next, b, s } = trained(84);
+    const template = next();
+    observe(b, s, at(b, template, { latency: 2.5, input: 2.5 }));
+    observe(b, s, at(b, template, { latency: 2.5, input: 2.5 }));
+    observe(b, s, at(b, template, {}));
+    expect(observe(b, s, at(b, template, { latency: 2.5, input: 2.5 })).confirmed).toBe(false);
+  });
+});
+
+describe('sentinel: tool calls as counts', () => {
+  it('catches a loop that multiplies tool calls by 1.75 while every other metric is normal', () => {
+    let found = 0;
+    for (const seed of [91, 92, 93, 94, 95]) {
+      const { verdict } = untilConfirmed(seed, { tools: 1.75 }, 60);
+      if (verdict?.anomalies.includes('tool_explosion')) found++;
+    }
+    expect(found).toBeGreaterThanOrEqual(4);
+  });
+
+  it('stops learning tool calls while the count evidence builds, so the loop is not absorbed', () => {
+    const { next, b, s } = trained(96);
+    const before = b.linear[5];
+    for (let k = 0; k < 60; k++) if (observe(b, s, next({ tools: 1.75 })).confirmed) break;
+    // An EWMA of span 50 would have moved ~70 % of the way from 4 to 7 calls in 60 samples.
+    expect(b.linear[5]).toBeLessThan(before + 0.5 * 0.75 * before);
+  });
+
+  it('raises no alarm on healthy Poisson tool counts over 5,000 tasks', () => {
+    const { next, b, s } = trained(97);
+    let alarms = 0;
+    for (let k = 0; k < 5000; k++) if (observe(b, s, next()).confirmed) alarms++;
+    expect(alarms).toBe(0);
+  });
+});
+
 describe('sentinel snapshots', () => {
   it('round-trip exactly and judge the next samples identically', () => {
     const { next, b, s } = trained(71);
@@ -213,6 +292,16 @@ describe('sentinel snapshots', () => {
     const { s } = trained(72);
     const { slow: _slow, ...old } = snapshotSentinel(s);
     expect(Array.from(restoreSentinel(old, cfg).slow).every((x) => x === 0)).toBe(true);
+  });
+
+  it('restores snapshots written before joint evidence and the tool-count CUSUM existed (no such evidence)', () => {
+    const { next, b, s } = trained(74);
+    for (let k = 0; k < 3; k++) observe(b, s, next({ tools: 3, latency: 3 }));
+    const { joint: _joint, toolLoop: _toolLoop, ...old } = snapshotSentinel(s);
+    const restored = restoreSentinel(old, cfg);
+    expect(Array.from(restored.joint).every((x) => x === 0)).toBe(true);
+    expect(restored.toolLoop).toBe(0);
+    expect(() => restoreSentinel({ ...snapshotSentinel(s), toolLoop: Number.POSITIVE_INFINITY }, cfg)).toThrow(/'toolLoop'/);
   });
 
   it('rejects a malformed snapshot with IMM_ERR_VALIDATION naming the field', () => {
