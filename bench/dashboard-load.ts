@@ -16,17 +16,26 @@
  *   - main-thread long tasks (> 50 ms) per second and the longest one;
  *   - frame gaps (requestAnimationFrame intervals);
  *   - search latency: typing a query → the filtered grid painted.
+ *   - the stream the page opens (its URL read from the built index.html), read from Node
+ *     for a few seconds: bytes and messages per event type.
  * Medians of the runs, with the load average (other work on the machine skews wall-clock numbers).
+ *
+ * `--compare DIR` measures a second build (e.g. `git archive HEAD | tar -x -C DIR`, a
+ * node_modules symlink and `npm run build` there) in the same run, phase by phase
+ * (quiet: DIR then this tree; live: the same), so before/after share the machine's load.
  * Results also go to bench/results/dashboard-load.json.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Browser, BrowserContextOptions } from 'playwright-core';
 import { artifactPath, launchBrowser } from '../test/support/browser.js';
 import { startImmune, type ImmuneProcess } from '../test/support/immune-process.js';
 
-const { values } = parseArgs({ options: { agents: { type: 'string', default: '1000' }, runs: { type: 'string', default: '7' }, observe: { type: 'string', default: '10' } } });
+const { values } = parseArgs({
+  options: { agents: { type: 'string', default: '1000' }, runs: { type: 'string', default: '7' }, observe: { type: 'string', default: '10' }, compare: { type: 'string' } },
+});
 const AGENTS = Number(values.agents);
 const RUNS = Number(values.runs);
 const OBSERVE_S = Number(values.observe);
@@ -45,7 +54,11 @@ interface Load {
   firstPaintMs: number;
   overviewStartMs: number;
   overviewReceivedMs: number;
+  /** When the last byte of the overview arrived (the app may still be loading then). */
+  overviewResponseEndMs: number;
+  /** On the wire (compressed when the server compresses) and decoded. */
   overviewBytes: number;
+  overviewDecodedBytes: number;
   domContentLoadedMs: number;
   cards: number;
   rendered: number;
@@ -94,7 +107,9 @@ async function measureLoads(browser: Browser, proc: ImmuneProcess, storageState:
         firstPaintMs: performance.getEntriesByName('immune:first-data-paint')[0].startTime,
         overviewStartMs: ov.startTime,
         overviewReceivedMs: performance.getEntriesByName('immune:overview-received')[0]?.startTime ?? NaN,
+        overviewResponseEndMs: ov.responseEnd,
         overviewBytes: ov.encodedBodySize,
+        overviewDecodedBytes: ov.decodedBodySize,
         domContentLoadedMs: nav.domContentLoadedEventEnd,
         cards: Number(document.querySelector('[data-list="agents"]')?.getAttribute('data-total')),
         rendered: document.querySelectorAll('[data-list="agents"] [data-agent]').length,
@@ -114,7 +129,9 @@ function summarise(loads: Load[]) {
     dom_content_loaded_ms: round(median(loads.map((l) => l.domContentLoadedMs))),
     overview_requested_at_ms: round(median(loads.map((l) => l.overviewStartMs))),
     overview_received_at_ms: round(median(loads.map((l) => l.overviewReceivedMs))),
+    overview_response_end_ms: round(median(loads.map((l) => l.overviewResponseEndMs))),
     overview_kib: round(loads[0].overviewBytes / 1024),
+    overview_decoded_kib: round(loads[0].overviewDecodedBytes / 1024),
     cards_in_dom: loads[0].rendered,
     main_thread_cpu_ms: round(median(loads.map((l) => l.cpuMs))),
     script_ms: round(median(loads.map((l) => l.scriptMs))),
@@ -153,8 +170,12 @@ async function ingestQuietFleet(proc: ImmuneProcess): Promise<void> {
 async function observeLive(browser: Browser, proc: ImmuneProcess, storageState: StorageState) {
   const ctx = await browser.newContext({ storageState, viewport: { width: 1400, height: 1000 } });
   const page = await ctx.newPage();
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('Performance.enable');
   await page.goto(proc.url + '/');
   await page.waitForFunction(() => performance.getEntriesByName('immune:first-data-paint').length > 0);
+  const threadTime = async () => ((await cdp.send('Performance.getMetrics')) as { metrics: { name: string; value: number }[] }).metrics.find((m) => m.name === 'ThreadTime')!.value * 1000;
+  const cpuBefore = await threadTime();
   // Passed as source text: tsx's name-keeping helper (__name) does not exist inside the page.
   const live = (await page.evaluate(`(async (seconds) => {
     const long = [];
@@ -173,6 +194,7 @@ async function observeLive(browser: Browser, proc: ImmuneProcess, storageState: 
     obs.disconnect();
     return { long, gaps: gaps.slice(1) };
   })(${OBSERVE_S})`)) as { long: number[]; gaps: number[] };
+  const cpuMs = (await threadTime()) - cpuBefore;
 
   const searches: number[] = [];
   for (const q of ['Docker', 'notion', 'GPT-5', 'zzz', '']) {
@@ -192,6 +214,7 @@ async function observeLive(browser: Browser, proc: ImmuneProcess, storageState: 
   await ctx.close();
   return {
     seconds: OBSERVE_S,
+    main_thread_cpu_pct: round((cpuMs / (OBSERVE_S * 1000)) * 100),
     long_tasks_per_s: round(live.long.length / OBSERVE_S),
     long_task_ms: { median: round(live.long.length ? median(live.long) : 0), max: round(live.long.length ? Math.max(...live.long) : 0) },
     busy_in_long_tasks_pct: round((live.long.reduce((a, b) => a + b, 0) / (OBSERVE_S * 1000)) * 100),
@@ -200,39 +223,114 @@ async function observeLive(browser: Browser, proc: ImmuneProcess, storageState: 
   };
 }
 
+/** The stream URL the built page opens (its inline script), so each build is measured as its dashboard uses it. */
+function streamPath(root: string): string {
+  const html = readFileSync(resolve(root, 'web/dist/index.html'), 'utf8');
+  const m = /new EventSource\('([^']+)'\)/.exec(html);
+  if (!m) throw new Error(`no EventSource URL in ${root}/web/dist/index.html`);
+  return m[1];
+}
+
+/** Reads the page's stream for `seconds` from Node and tallies bytes and messages per event type. */
+async function measureStream(proc: ImmuneProcess, path: string, seconds: number) {
+  const ctrl = new AbortController();
+  const res = await fetch(proc.url + path, { headers: { authorization: `Bearer ${TOKEN}` }, signal: ctrl.signal });
+  const reader = res.body!.getReader();
+  const tally: Record<string, { messages: number; bytes: number; max_bytes: number }> = {};
+  let buf = '';
+  const until = Date.now() + seconds * 1000;
+  const stop = setTimeout(() => ctrl.abort(), seconds * 1000);
+  try {
+    while (Date.now() < until) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += Buffer.from(value).toString('utf8');
+      let i: number;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const msg = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const type = /^event: (\w+)$/m.exec(msg)?.[1];
+        if (!type) continue;
+        const t = (tally[type] ??= { messages: 0, bytes: 0, max_bytes: 0 });
+        const bytes = Buffer.byteLength(msg) + 2;
+        t.messages += 1;
+        t.bytes += bytes;
+        t.max_bytes = Math.max(t.max_bytes, bytes);
+      }
+    }
+  } catch {
+    // Aborted at the end of the window.
+  } finally {
+    clearTimeout(stop);
+    ctrl.abort();
+  }
+  const perSecond = Object.fromEntries(
+    Object.entries(tally).map(([k, t]) => [k, { per_s: round(t.messages / seconds), kib_per_s: round(t.bytes / 1024 / seconds), max_kib: round(t.max_bytes / 1024) }]),
+  );
+  const total = Object.values(tally).reduce((a, t) => a + t.bytes, 0);
+  return { path, seconds, kib_per_s: round(total / 1024 / seconds), by_type: perSecond };
+}
+
+/** Runs `f` with the working directory at `root`: startImmune spawns bin/immune.js from the cwd. */
+async function inDir<T>(root: string, f: () => Promise<T>): Promise<T> {
+  const here = process.cwd();
+  process.chdir(root);
+  try {
+    return await f();
+  } finally {
+    process.chdir(here);
+  }
+}
+
 const browser = await launchBrowser();
 const loadBefore = load1();
-let quiet, live, updates;
-{
-  const proc = await startImmune({ args: ['serve'], env: { OPERATOR_TOKEN: TOKEN, INGEST_API_KEY: INGEST_KEY } });
+const builds: Array<{ name: string; root: string }> = [
+  ...(values.compare ? [{ name: 'compare', root: resolve(values.compare) }] : []),
+  { name: 'this tree', root: process.cwd() },
+];
+
+async function quietPhase(root: string) {
+  const proc = await inDir(root, () => startImmune({ args: ['serve'], env: { OPERATOR_TOKEN: TOKEN, INGEST_API_KEY: INGEST_KEY } }));
   try {
     await ingestQuietFleet(proc);
     await waitForFleet(proc, 20);
-    quiet = summarise(await measureLoads(browser, proc, await sessionState(browser, proc)));
+    const load = load1();
+    return { load_average_1m: load, ...summarise(await measureLoads(browser, proc, await sessionState(browser, proc))) };
   } finally {
     await proc.stop();
   }
 }
-{
-  const proc = await startImmune({ args: ['demo', '--agents', String(AGENTS), '--no-chaos', '--duration', '0'], env: { OPERATOR_TOKEN: TOKEN }, startTimeoutMs: 60_000 });
+
+async function livePhase(root: string) {
+  const proc = await inDir(root, () => startImmune({ args: ['demo', '--agents', String(AGENTS), '--no-chaos', '--duration', '0'], env: { OPERATOR_TOKEN: TOKEN }, startTimeoutMs: 60_000 }));
   try {
     await waitForFleet(proc, 2);
     const session = await sessionState(browser, proc);
-    live = summarise(await measureLoads(browser, proc, session));
-    updates = await observeLive(browser, proc, session);
+    const load = load1();
+    const loads = summarise(await measureLoads(browser, proc, session));
+    const updates = await observeLive(browser, proc, session);
+    const stream = await measureStream(proc, streamPath(root), 5);
+    return { load_average_1m: load, ...loads, live_updates: updates, stream };
   } finally {
     await proc.stop();
   }
 }
+
+const quiet: Record<string, Awaited<ReturnType<typeof quietPhase>>> = {};
+const live: Record<string, Awaited<ReturnType<typeof livePhase>>> = {};
+for (const b of builds) quiet[b.name] = await quietPhase(b.root);
+for (const b of builds) live[b.name] = await livePhase(b.root);
 await browser.close();
 
-const result = { agents: AGENTS, runs: RUNS, load_average_1m: { before: loadBefore, after: load1() }, quiet_fleet: quiet, live_fleet: live, live_updates: updates };
+const result = { agents: AGENTS, runs: RUNS, load_average_1m: { before: loadBefore, after: load1() }, builds, quiet_fleet: quiet, live_fleet: live };
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/dashboard-load.json', JSON.stringify(result, null, 2) + '\n');
 console.log(JSON.stringify(result, null, 2));
-for (const [name, r] of [
-  ['quiet', quiet],
-  ['live', live],
-] as const) {
-  console.log(`first load, ${AGENTS} agents, ${name} fleet: median ${r.first_load_ms.median} ms (target < 1000 ms) — ${r.first_load_ms.median < 1000 ? 'PASS' : 'FAIL'}`);
+for (const b of builds) {
+  for (const [name, r] of [
+    ['quiet', quiet[b.name]],
+    ['live', live[b.name]],
+  ] as const) {
+    console.log(`${b.name}: first load, ${AGENTS} agents, ${name} fleet: median ${r.first_load_ms.median} ms (target < 1000 ms) — ${r.first_load_ms.median < 1000 ? 'PASS' : 'FAIL'}`);
+  }
 }
