@@ -154,3 +154,87 @@ export function healingEntry(e: ImmuneEvent): HealingEntry | null {
       return null;
   }
 }
+
+// ───────────────────── compact forms (dashboard first load and live stream) ─────────────────────
+// A full summary is ~500 bytes of JSON; with 1,000 agents the overview and each second's stream
+// batch were ~500 KB. The compact forms send each summary as a positional array whose field
+// names travel once per message (`agent_fields`, `latest_fields`), and the stream sends a
+// changed agent's full summary only when something other than its vitals changed.
+
+/** Order of `LatestVitals` in a compact `latest` tuple. */
+export const LATEST_FIELDS = ['latency', 'tokens', 'input_tokens', 'output_tokens', 'cost', 'tools', 'retries', 'success', 'error_type', 'timestamp'] as const;
+
+/** Order of `AgentSummary` in a compact row; `latest` is itself a tuple in LATEST_FIELDS order (or null). */
+export const SUMMARY_FIELDS = [
+  'id',
+  'type',
+  'model',
+  'provider',
+  'mcp_servers',
+  'source',
+  'control_url',
+  'status',
+  'since',
+  'has_baseline',
+  'infection',
+  'diagnosis',
+  'healing',
+  'decided_by',
+  'executions',
+  'last_seen',
+  'latest',
+] as const satisfies ReadonlyArray<keyof AgentSummary>;
+
+/** The fields of a `vitals` stream row: what changes on every task. */
+export const VITALS_FIELDS = ['id', 'executions', 'last_seen', 'latest'] as const satisfies ReadonlyArray<keyof AgentSummary>;
+
+type Row = unknown[];
+
+function latestTuple(l: LatestVitals | null): Row | null {
+  return l === null ? null : LATEST_FIELDS.map((f) => l[f]);
+}
+
+function rowOf(s: AgentSummary, fields: ReadonlyArray<keyof AgentSummary>): Row {
+  return fields.map((f) => (f === 'latest' ? latestTuple(s.latest) : s[f]));
+}
+
+/** One summary as a compact row in SUMMARY_FIELDS order. */
+export function compactSummary(s: AgentSummary): Row {
+  return rowOf(s, SUMMARY_FIELDS);
+}
+
+/** One summary's vitals as a row in VITALS_FIELDS order. */
+export function vitalsRow(s: AgentSummary): Row {
+  return rowOf(s, VITALS_FIELDS);
+}
+
+/** Summaries as `{agent_fields, latest_fields, rows}`: the compact overview's `agents`. */
+export function compactAgents(list: readonly AgentSummary[]) {
+  return { agent_fields: SUMMARY_FIELDS, latest_fields: LATEST_FIELDS, rows: list.map(compactSummary) };
+}
+
+/**
+ * Everything in a summary except its vitals (executions, last_seen, latest), as a string: it
+ * differs exactly when the stream must send the full summary rather than a vitals row.
+ */
+export function stateKey(s: AgentSummary): string {
+  const { executions: _e, last_seen: _l, latest: _v, ...rest } = s;
+  return JSON.stringify(rest);
+}
+
+/**
+ * Splits one second's changed summaries for compact stream clients: agents whose state (status,
+ * infection, diagnosis, healing, decision, static info) changed since `keys` last saw them go out
+ * whole; the others, whose only change is new vitals, as rows. Updates `keys`.
+ */
+export function splitChanges(changed: readonly AgentSummary[], keys: Map<string, string>): { full: AgentSummary[]; rows: Row[] } {
+  const full: AgentSummary[] = [];
+  const rows: Row[] = [];
+  for (const s of changed) {
+    const key = stateKey(s);
+    if (keys.get(s.id) === key && s.latest !== null) rows.push(vitalsRow(s));
+    else full.push(s);
+    keys.set(s.id, key);
+  }
+  return { full, rows };
+}

@@ -53,7 +53,7 @@ describe('dashboard across a control-plane restart', () => {
     await page.locator('[data-connection="live"]').waitFor({ timeout: 5000 });
 
     const overviewLoads: string[] = [];
-    page.on('request', (r) => r.url().endsWith('/api/v1/overview') && overviewLoads.push(r.url()));
+    page.on('request', (r) => r.url().includes('/api/v1/overview') && overviewLoads.push(r.url()));
     await proc!.stop();
     proc = null;
     await page.locator('[data-banner="connection"]').waitFor({ timeout: 10_000 });

@@ -1,3 +1,4 @@
+import { decodeOverview } from './compact';
 import type { AgentDetail, AgentSummary, Overview, Session } from './types';
 
 /** A failed API call, carrying the server's message and IMM_ERR_* code so the operator sees what went wrong. */
@@ -66,7 +67,8 @@ export class Api {
 
   /** The overview; `pending` is a request already in flight (started by index.html before the bundle loaded). */
   async overview(pending?: Promise<Response>): Promise<Overview> {
-    return pending ? readJson<Overview>(await pending) : this.get('/api/v1/overview');
+    // The compact form (agents as positional rows) is about 2.5× smaller to build, send and parse.
+    return decodeOverview(pending ? await readJson(await pending) : await this.get('/api/v1/overview?form=compact'));
   }
 
   agent(id: string): Promise<AgentDetail> {

@@ -1,3 +1,4 @@
+import { withVitals, type VitalsUpdate } from './compact';
 import type { AgentSummary, HealingEntry, HealingKind, ImmuneEvent, Incident, Overview, Pattern, Stats, Status, StoreStatus } from './types';
 
 /** Everything the dashboard shows, as one immutable value: every update produces a new one. */
@@ -37,6 +38,23 @@ export function mergeAgents(state: DashboardState, changed: readonly AgentSummar
   });
   for (const a of byId.values()) agents.push(a);
   return { ...state, agents };
+}
+
+/**
+ * Applies `vitals` rows (new tasks of agents whose state did not change). Only the updated
+ * agents get new objects, so only their cards re-render; the rest keep their identity.
+ */
+export function applyVitals(state: DashboardState, updates: ReadonlyMap<string, VitalsUpdate>): DashboardState {
+  if (updates.size === 0) return state;
+  let changed = false;
+  const agents = state.agents.map((a) => {
+    const u = updates.get(a.id);
+    if (u === undefined) return a;
+    const next = withVitals(a, u);
+    if (next !== a) changed = true;
+    return next;
+  });
+  return changed ? { ...state, agents } : state;
 }
 
 const KIND_OF_EVENT: Readonly<Record<string, HealingKind>> = {
