@@ -110,7 +110,8 @@ function parseScanner(path: string): Timing {
 /** Child process: the engine alone (EventTimeReplayer.record) over vitals parsed beforehand; the second of two passes. */
 async function engineOnlyChild(path: string): Promise<void> {
   const all: Vitals[] = [];
-  const keep = { eventTime: 0, record: (v: Vitals) => (all.push(v), []), malformed: () => [] } as unknown as EventTimeReplayer;
+  // A copy of each record: the replay reuses one record object per agent.
+  const keep = { eventTime: 0, record: (v: Vitals) => (all.push({ ...v }), []), malformed: () => [] } as unknown as EventTimeReplayer;
   for await (const _ of replayFile({ path }, keep)) {
     // collecting
   }

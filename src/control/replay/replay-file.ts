@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Detection, EventTimeReplayer } from './event-time-replayer.js';
-import { ChunkRing, vitalsAt, type VitalsChunk } from './vitals-chunk.js';
+import { ChunkRing, VitalsReader, type VitalsChunk } from './vitals-chunk.js';
 
 /** A file by path, or an open descriptor (0 for stdin). */
 export type ReplaySource = { path: string } | { fd: number };
@@ -59,6 +59,7 @@ export class ParseWorker {
   /** See replayFile. Call once. */
   async *replay(replayer: EventTimeReplayer): AsyncGenerator<Detection[]> {
     const { ctl, ring, inbox } = this;
+    const reader = new VitalsReader();
     try {
       for (;;) {
         const msg = await inbox.next();
@@ -67,7 +68,7 @@ export class ParseWorker {
         const found: Detection[] = [];
         let failure: unknown = null;
         try {
-          feedChunk(replayer, { ...msg, num: ring.num[msg.slot], ref: ring.ref[msg.slot] }, found);
+          feedChunk(replayer, reader, { ...msg, num: ring.num[msg.slot], ref: ring.ref[msg.slot] }, found);
         } catch (err) {
           failure = err;
         }
@@ -90,12 +91,13 @@ export class ParseWorker {
   }
 }
 
-function feedChunk(replayer: EventTimeReplayer, c: VitalsChunk, out: Detection[]): void {
+function feedChunk(replayer: EventTimeReplayer, reader: VitalsReader, c: VitalsChunk, out: Detection[]): void {
+  reader.admit(c);
   const bad = c.malformed;
   let m = 0;
   for (let i = 0; i < c.records; i++) {
     for (; m < bad.length && bad[m].before === i; m++) replayer.malformed(bad[m].line, bad[m].reason);
-    const d = replayer.record(vitalsAt(c, i, replayer.eventTime));
+    const d = replayer.record(reader.at(c, i, replayer.eventTime));
     for (let k = 0; k < d.length; k++) out.push(d[k]);
   }
   for (; m < bad.length; m++) replayer.malformed(bad[m].line, bad[m].reason);

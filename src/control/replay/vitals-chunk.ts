@@ -11,8 +11,18 @@ export interface VitalsChunk {
   records: number;
   /** NUM_COLS per record: timestamp (NaN when absent), latency_ms, input_tokens, output_tokens, token_count, cost, tool_calls, retries. */
   num: Float64Array;
-  /** REF_COLS per record: agent_id, agent_type, model, provider, error_type, prompt_hash (indexes into strings), mcp_servers, tool_names (indexes into lists, -1 for []), success (0/1). */
+  /**
+   * REF_COLS per record: agent_id (the agent's number, see `agents`), agent_type, model, provider, error_type, prompt_hash
+   * (indexes into strings), mcp_servers, tool_names (indexes into lists, -1 for []), success (0/1).
+   */
   ref: Int32Array;
+  /**
+   * The ids of the agents first seen in this chunk. Agents are numbered across the whole input in order of first
+   * appearance, so `agents[k]` is agent number `firstAgent + k`: the engine thread finds a record's agent by index
+   * and each id crosses between the threads once.
+   */
+  agents: string[];
+  firstAgent: number;
   strings: string[];
   lists: string[][];
   /** Lines that are not valid records, in input order; `before` is the index of the record that follows them. */
@@ -50,11 +60,47 @@ export const EMPTY_STRING = 0;
 export const EXTERNAL = 1;
 
 /**
- * One validated record rebuilt as parseVitals would have returned it (same
- * fields, same order, so the engine sees one object shape on both paths).
- * `nowSeconds` is the timestamp of a record that had none.
+ * One validated record rebuilt as a fresh object, as parseVitals would have returned it (tests and
+ * tools; the replay itself reads records with a VitalsReader). `nowSeconds` is the timestamp of a
+ * record that had none; `agentIds` lists every agent id by number (by default those first seen in this chunk).
  */
-export function vitalsAt(c: VitalsChunk, i: number, nowSeconds: number): Vitals {
+export function vitalsAt(c: VitalsChunk, i: number, nowSeconds: number, agentIds?: readonly string[]): Vitals {
+  const a = c.ref[i * REF_COLS + R_AGENT_ID];
+  return fill(blankVitals(), c, i, nowSeconds, agentIds ? agentIds[a] : c.agents[a - c.firstAgent]);
+}
+
+/** Lists of a record that has none: shared, so frozen (the engine copies lists it keeps). */
+const NO_ITEMS = Object.freeze([]) as unknown as string[];
+
+/**
+ * A record object with parseVitals's fields in parseVitals's order (the engine sees one object shape on
+ * every path). The numbers start as NaN, a double: a field that first holds a small integer and later a
+ * fraction changes the object's hidden class, and the engine code compiled for the old one is thrown away.
+ */
+function blankVitals(): Vitals {
+  return {
+    agent_id: '',
+    agent_type: '',
+    timestamp: NaN,
+    latency_ms: NaN,
+    input_tokens: NaN,
+    output_tokens: NaN,
+    token_count: NaN,
+    cost: NaN,
+    tool_calls: NaN,
+    retries: NaN,
+    success: false,
+    model: '',
+    provider: '',
+    error_type: '',
+    prompt_hash: '',
+    mcp_servers: NO_ITEMS,
+    tool_names: NO_ITEMS,
+  };
+}
+
+/** Writes record i of chunk c into `v` and returns it. */
+function fill(v: Vitals, c: VitalsChunk, i: number, nowSeconds: number, agentId: string): Vitals {
   const num = c.num;
   const ref = c.ref;
   const strings = c.strings;
@@ -63,26 +109,54 @@ export function vitalsAt(c: VitalsChunk, i: number, nowSeconds: number): Vitals 
   const ts = num[n + N_TIMESTAMP];
   const mcp = ref[r + R_MCP_SERVERS];
   const tools = ref[r + R_TOOL_NAMES];
-  return {
-    agent_id: strings[ref[r + R_AGENT_ID]],
-    agent_type: strings[ref[r + R_AGENT_TYPE]],
-    timestamp: ts === ts ? ts : nowSeconds,
-    latency_ms: num[n + N_LATENCY],
-    input_tokens: num[n + N_INPUT_TOKENS],
-    output_tokens: num[n + N_OUTPUT_TOKENS],
-    token_count: num[n + N_TOKEN_COUNT],
-    cost: num[n + N_COST],
-    tool_calls: num[n + N_TOOL_CALLS],
-    retries: num[n + N_RETRIES],
-    success: ref[r + R_SUCCESS] === 1,
-    model: strings[ref[r + R_MODEL]],
-    provider: strings[ref[r + R_PROVIDER]],
-    error_type: strings[ref[r + R_ERROR_TYPE]],
-    prompt_hash: strings[ref[r + R_PROMPT_HASH]],
-    // A fresh array per record, as parseVitals gives: the engine keeps a record's lists in agent metadata.
-    mcp_servers: mcp < 0 ? [] : c.lists[mcp].slice(),
-    tool_names: tools < 0 ? [] : c.lists[tools].slice(),
-  };
+  v.agent_id = agentId;
+  v.agent_type = strings[ref[r + R_AGENT_TYPE]];
+  v.timestamp = ts === ts ? ts : nowSeconds;
+  v.latency_ms = num[n + N_LATENCY];
+  v.input_tokens = num[n + N_INPUT_TOKENS];
+  v.output_tokens = num[n + N_OUTPUT_TOKENS];
+  v.token_count = num[n + N_TOKEN_COUNT];
+  v.cost = num[n + N_COST];
+  v.tool_calls = num[n + N_TOOL_CALLS];
+  v.retries = num[n + N_RETRIES];
+  v.success = ref[r + R_SUCCESS] === 1;
+  v.model = strings[ref[r + R_MODEL]];
+  v.provider = strings[ref[r + R_PROVIDER]];
+  v.error_type = strings[ref[r + R_ERROR_TYPE]];
+  v.prompt_hash = strings[ref[r + R_PROMPT_HASH]];
+  // A copy of a non-empty list: the chunk's lists are shared by its records.
+  v.mcp_servers = mcp < 0 ? NO_ITEMS : c.lists[mcp].slice();
+  v.tool_names = tools < 0 ? NO_ITEMS : c.lists[tools].slice();
+  return v;
+}
+
+/**
+ * Reads records on the engine thread. Each agent has one record object, overwritten with its next
+ * record: the engine keeps only an agent's latest sample (AgentRuntime.last), so nothing it holds
+ * changes under it, and the replay allocates nothing per record (at 600k records/s, one object per
+ * record was a tenth of the engine thread's time in allocation and scavenges).
+ */
+export class VitalsReader {
+  private readonly ids: string[] = [];
+  private readonly latest: Vitals[] = [];
+
+  /** Learns the agents first seen in chunk `c`; call for every chunk, in order, before reading it. */
+  admit(c: VitalsChunk): void {
+    if (c.firstAgent !== this.ids.length) throw new Error(`replay chunk out of order: agents from ${c.firstAgent}, expected ${this.ids.length}`);
+    for (let k = 0; k < c.agents.length; k++) this.ids.push(c.agents[k]);
+  }
+
+  /** Record i of chunk c, in its agent's object (valid until that agent's next record is read). */
+  at(c: VitalsChunk, i: number, nowSeconds: number): Vitals {
+    const a = c.ref[i * REF_COLS + R_AGENT_ID];
+    let v = this.latest[a];
+    if (v === undefined) {
+      // Filled in agent order, so the array stays packed.
+      while (this.latest.length <= a) this.latest.push(blankVitals());
+      v = this.latest[a];
+    }
+    return fill(v, c, i, nowSeconds, this.ids[a]);
+  }
 }
 
 /**
@@ -117,6 +191,11 @@ export class ChunkWriter {
   private strings: string[] = [];
   private lists: string[][] = [];
   private malformed: MalformedLine[] = [];
+  /** Agent numbers for the whole input (never cleared: one entry per agent, as the engine keeps state per agent). */
+  private readonly agentIds = new ByteInterner();
+  private agentCount = 0;
+  private agents: string[] = [];
+  private firstAgent = 0;
   private readonly stringIds = new ByteInterner();
   private readonly listIds = new ByteInterner();
   private readonly stringMap = new Map<string, number>();
@@ -156,6 +235,25 @@ export class ChunkWriter {
     return this.listIds.add(latin1(buf, start, end), hash, this.lists.length - 1);
   }
 
+  /** Number of the agent whose ASCII id is buf[start, end), with FNV-1a hash `hash`. */
+  internAgent(buf: Uint8Array, start: number, end: number, hash: number): number {
+    const id = this.agentIds.find(buf, start, end, hash);
+    return id >= 0 ? id : this.addAgent(latin1(buf, start, end), hash);
+  }
+
+  /** internAgent for an id given as a string (the reference path; agent ids are ASCII by schema). */
+  internAgentId(agentId: string): number {
+    let h = FNV_OFFSET;
+    for (let i = 0; i < agentId.length; i++) h = fnv1a(h, agentId.charCodeAt(i));
+    const id = this.agentIds.findString(agentId, h);
+    return id >= 0 ? id : this.addAgent(agentId, h);
+  }
+
+  private addAgent(agentId: string, hash: number): number {
+    this.agents.push(agentId);
+    return this.agentIds.add(agentId, hash, this.agentCount++);
+  }
+
   internString(s: string): number {
     let id = this.stringMap.get(s);
     if (id === undefined) {
@@ -179,7 +277,7 @@ export class ChunkWriter {
     num[n + N_COST] = v.cost;
     num[n + N_TOOL_CALLS] = v.tool_calls;
     num[n + N_RETRIES] = v.retries;
-    ref[r + R_AGENT_ID] = this.internString(v.agent_id);
+    ref[r + R_AGENT_ID] = this.internAgentId(v.agent_id);
     ref[r + R_AGENT_TYPE] = this.internString(v.agent_type);
     ref[r + R_MODEL] = this.internString(v.model);
     ref[r + R_PROVIDER] = this.internString(v.provider);
@@ -205,7 +303,7 @@ export class ChunkWriter {
    * or in new arrays: the chunk's arrays are not written again either way.
    */
   take(into?: { num: Float64Array; ref: Int32Array }): VitalsChunk {
-    const c: VitalsChunk = { records: this.records, num: this.num, ref: this.ref, strings: this.strings, lists: this.lists, malformed: this.malformed };
+    const c: VitalsChunk = { records: this.records, num: this.num, ref: this.ref, agents: this.agents, firstAgent: this.firstAgent, strings: this.strings, lists: this.lists, malformed: this.malformed };
     this.num = into?.num ?? new Float64Array(this.capacity * NUM_COLS);
     this.ref = into?.ref ?? new Int32Array(this.capacity * REF_COLS);
     this.reset();
@@ -214,6 +312,8 @@ export class ChunkWriter {
 
   private reset(): void {
     this.records = 0;
+    this.agents = [];
+    this.firstAgent = this.agentCount;
     this.strings = [];
     this.lists = [];
     this.malformed = [];
@@ -265,6 +365,16 @@ class ByteInterner {
       let j = 0;
       while (j < len && key.charCodeAt(j) === buf[start + j]) j++;
       if (j === len) return slot - 1;
+    }
+  }
+
+  /** find() for a key given as a string. */
+  findString(key: string, hash: number): number {
+    const mask = this.slots.length - 1;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const slot = this.slots[i];
+      if (slot === 0) return -1;
+      if (this.hashes[i] === hash && this.keys[i] === key) return slot - 1;
     }
   }
 

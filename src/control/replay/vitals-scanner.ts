@@ -198,7 +198,7 @@ export function scanLine(bytes: Uint8Array, start: number, stop: number, w: Chun
         const len = p - s0;
         if (len > MAX[f] || (kind === K_ID && len === 0)) return UNSURE;
         if (f === F_ERROR) errorTypeEmpty = len === 0;
-        ref[r + COL[f]] = w.internBytes(b, s0, p, h);
+        ref[r + COL[f]] = kind === K_ID ? w.internAgent(b, s0, p, h) : w.internBytes(b, s0, p, h);
         p++;
       } else if (kind === K_BOOL) {
         pos = p;
