@@ -21,8 +21,9 @@
  * Medians of the runs, with the load average (other work on the machine skews wall-clock numbers).
  *
  * `--compare DIR` measures a second build (e.g. `git archive HEAD | tar -x -C DIR`, a
- * node_modules symlink and `npm run build` there) in the same run, phase by phase
- * (quiet: DIR then this tree; live: the same), so before/after share the machine's load.
+ * node_modules symlink and `npm run build` there) in the same run: the two quiet fleets run
+ * side by side and their page loads alternate; the live fleets run one after the other (DIR
+ * first), since two simulators at once would double the load being measured.
  * Results also go to bench/results/dashboard-load.json.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -89,10 +90,10 @@ async function sessionState(browser: Browser, proc: ImmuneProcess): Promise<Brow
 
 type StorageState = BrowserContextOptions['storageState'];
 
-async function measureLoads(browser: Browser, proc: ImmuneProcess, storageState: StorageState): Promise<Load[]> {
-  const loads: Load[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const ctx = await browser.newContext({ storageState, viewport: { width: 1400, height: 1000 } });
+/** One page load in a fresh context (cold cache) until the fleet is painted. */
+async function measureLoad(browser: Browser, proc: ImmuneProcess, storageState: StorageState): Promise<Load> {
+  const ctx = await browser.newContext({ storageState, viewport: { width: 1400, height: 1000 } });
+  try {
     const page = await ctx.newPage();
     const cdp = await ctx.newCDPSession(page);
     await cdp.send('Performance.enable');
@@ -115,9 +116,18 @@ async function measureLoads(browser: Browser, proc: ImmuneProcess, storageState:
         rendered: document.querySelectorAll('[data-list="agents"] [data-agent]').length,
       };
     });
-    if (l.cards !== AGENTS || l.rendered === 0) throw new Error(`run ${i}: grid holds ${l.cards} agents (${l.rendered} rendered), expected ${AGENTS}`);
-    loads.push({ ...l, cpuMs: metric('ThreadTime'), scriptMs: metric('ScriptDuration'), layoutStyleMs: metric('LayoutDuration') + metric('RecalcStyleDuration') });
+    if (l.cards !== AGENTS || l.rendered === 0) throw new Error(`grid holds ${l.cards} agents (${l.rendered} rendered), expected ${AGENTS}`);
+    return { ...l, cpuMs: metric('ThreadTime'), scriptMs: metric('ScriptDuration'), layoutStyleMs: metric('LayoutDuration') + metric('RecalcStyleDuration') };
+  } finally {
     await ctx.close();
+  }
+}
+
+/** RUNS loads on each target, interleaved (A B A B …) so that they share the machine's load. */
+async function measureLoads(browser: Browser, targets: Array<{ proc: ImmuneProcess; storageState: StorageState }>): Promise<Load[][]> {
+  const loads: Load[][] = targets.map(() => []);
+  for (let i = 0; i < RUNS; i++) {
+    for (const [k, t] of targets.entries()) loads[k].push(await measureLoad(browser, t.proc, t.storageState));
   }
   return loads;
 }
@@ -289,36 +299,44 @@ const builds: Array<{ name: string; root: string }> = [
   { name: 'this tree', root: process.cwd() },
 ];
 
-async function quietPhase(root: string) {
-  const proc = await inDir(root, () => startImmune({ args: ['serve'], env: { OPERATOR_TOKEN: TOKEN, INGEST_API_KEY: INGEST_KEY } }));
+/** Quiet fleets of every build run side by side (they are idle), and their page loads alternate. */
+async function quietPhase(roots: string[]) {
+  const procs: ImmuneProcess[] = [];
   try {
-    await ingestQuietFleet(proc);
-    await waitForFleet(proc, 20);
+    for (const root of roots) procs.push(await inDir(root, () => startImmune({ args: ['serve'], env: { OPERATOR_TOKEN: TOKEN, INGEST_API_KEY: INGEST_KEY } })));
+    for (const proc of procs) {
+      await ingestQuietFleet(proc);
+      await waitForFleet(proc, 20);
+    }
+    const targets = [];
+    for (const proc of procs) targets.push({ proc, storageState: await sessionState(browser, proc) });
     const load = load1();
-    return { load_average_1m: load, ...summarise(await measureLoads(browser, proc, await sessionState(browser, proc))) };
+    const loads = await measureLoads(browser, targets);
+    return loads.map((l) => ({ load_average_1m: { start: load, end: load1() }, ...summarise(l) }));
   } finally {
-    await proc.stop();
+    for (const proc of procs) await proc.stop();
   }
 }
 
+/** Live fleets run one at a time: two simulators at once would double the server load being measured. */
 async function livePhase(root: string) {
   const proc = await inDir(root, () => startImmune({ args: ['demo', '--agents', String(AGENTS), '--no-chaos', '--duration', '0'], env: { OPERATOR_TOKEN: TOKEN }, startTimeoutMs: 60_000 }));
   try {
     await waitForFleet(proc, 2);
     const session = await sessionState(browser, proc);
     const load = load1();
-    const loads = summarise(await measureLoads(browser, proc, session));
+    const [loads] = await measureLoads(browser, [{ proc, storageState: session }]);
     const updates = await observeLive(browser, proc, session);
     const stream = await measureStream(proc, streamPath(root), 5);
-    return { load_average_1m: load, ...loads, live_updates: updates, stream };
+    return { load_average_1m: { start: load, end: load1() }, ...summarise(loads), live_updates: updates, stream };
   } finally {
     await proc.stop();
   }
 }
 
-const quiet: Record<string, Awaited<ReturnType<typeof quietPhase>>> = {};
+const quiet: Record<string, Awaited<ReturnType<typeof quietPhase>>[number]> = {};
 const live: Record<string, Awaited<ReturnType<typeof livePhase>>> = {};
-for (const b of builds) quiet[b.name] = await quietPhase(b.root);
+for (const [k, r] of (await quietPhase(builds.map((b) => b.root))).entries()) quiet[builds[k].name] = r;
 for (const b of builds) live[b.name] = await livePhase(b.root);
 await browser.close();
 

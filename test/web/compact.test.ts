@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compactAgents, splitChanges, vitalsRow, VITALS_FIELDS, LATEST_FIELDS, type AgentSummary as ServerSummary } from '../../src/control/views.js';
-import { decodeOverview, expandAgents, expandVitals, withVitals } from '../../web/src/compact.js';
+import { decodeOverview, expandAgents, expandVitals, KNOWN_AGENT_FIELDS, KNOWN_LATEST_FIELDS, withVitals } from '../../web/src/compact.js';
 import { applyVitals, fromOverview } from '../../web/src/state.js';
 import type { AgentSummary, Overview } from '../../web/src/types.js';
 
@@ -40,6 +40,11 @@ describe('compact overview (server encoder ↔ dashboard decoder)', () => {
     const list = [summary('a'), sick];
     const wire = JSON.parse(JSON.stringify(compactAgents(list)));
     expect(expandAgents(wire)).toEqual(list);
+  });
+
+  it("decodes the server's field lists on the fast path (fixed-shape literals)", () => {
+    expect(KNOWN_AGENT_FIELDS).toBe(compactAgents([]).agent_fields.join(','));
+    expect(KNOWN_LATEST_FIELDS).toBe(LATEST_FIELDS.join(','));
   });
 
   it('leaves a full-form overview as it is', () => {

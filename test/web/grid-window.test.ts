@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GAP, gridWindow, MIN_COL_W, OVERSCAN_ROWS, ROW_H, windowSlice } from '../../web/src/grid-window.js';
+import { GAP, GRID_TOP_GUESS, gridWindow, initialWindow, MIN_COL_W, OVERSCAN_ROWS, ROW_H, windowSlice } from '../../web/src/grid-window.js';
 
 describe('gridWindow', () => {
   it('fits as many minimum-width columns as the width allows, at least one', () => {
@@ -34,5 +34,15 @@ describe('windowSlice', () => {
     expect(windowSlice({ cols: 4, firstRow: 2, lastRow: 5 }, 1000)).toEqual({ start: 8, end: 24 });
     expect(windowSlice({ cols: 4, firstRow: 240, lastRow: 260 }, 1000)).toEqual({ start: 960, end: 1000 });
     expect(windowSlice({ cols: 4, firstRow: 300, lastRow: 310 }, 1000)).toEqual({ start: 1000, end: 1000 });
+  });
+});
+
+describe('initialWindow: the first paint before the grid can be measured', () => {
+  it('guesses the columns from the viewport and the rows from a typical grid top', () => {
+    // 1400 px wide: 1348 px of grid → 5 columns of ≥ 250 px; grid at ~400 px in a 1000 px viewport.
+    expect(initialWindow(1400, 1000)).toEqual(gridWindow(GRID_TOP_GUESS, 1348, 1000));
+    expect(initialWindow(1400, 1000).cols).toBe(5);
+    // Wider than the page's max width: the page, not the window, limits the columns.
+    expect(initialWindow(3000, 1000).cols).toBe(initialWindow(1600, 1000).cols);
   });
 });

@@ -34,3 +34,18 @@ export function gridWindow(gridTop: number, gridWidth: number, viewportHeight: n
 export function windowSlice(w: GridWindow, count: number): { start: number; end: number } {
   return { start: Math.min(count, w.firstRow * w.cols), end: Math.min(count, (w.lastRow + 1) * w.cols) };
 }
+
+/** Horizontal space around the grid (.page max-width and padding, .section-body padding in styles.css). */
+const PAGE_MAX_W = 1600;
+const SIDE_PADDING = 2 * 16 + 2 * 10;
+/** Where the grid usually starts on a first load (below the header, fleet stats and approval sections). */
+export const GRID_TOP_GUESS = 400;
+
+/**
+ * The window to render before the grid can be measured (the first paint): from the viewport
+ * alone, so the first paint already holds about the cards of the measured window and the
+ * measurement after it changes little.
+ */
+export function initialWindow(viewportWidth: number, viewportHeight: number): GridWindow {
+  return gridWindow(GRID_TOP_GUESS, Math.min(viewportWidth, PAGE_MAX_W) - SIDE_PADDING, viewportHeight);
+}

@@ -23,14 +23,28 @@ export function useSubscription(source: Subscribable): void {
   }, [source]);
 }
 
+declare global {
+  interface Window {
+    /** The `immune.*` localStorage entries, read by index.html's inline script before the bundle ran. */
+    __immuneFlags?: Record<string, string | null>;
+  }
+}
+
+/** A stored flag: from the early copy when index.html made one (no slow first localStorage access), else from localStorage. */
+function storedFlag(key: string): string | null {
+  const early = typeof window === 'undefined' ? undefined : window.__immuneFlags;
+  return early ? (early[key] ?? null) : localStorage.getItem(key);
+}
+
 /** A boolean kept in localStorage, so collapsed sections stay collapsed across reloads. */
 export function usePersistentFlag(key: string, initial: boolean): [boolean, (v: boolean) => void] {
   const [value, setValue] = useState(() => {
-    const stored = localStorage.getItem(key);
+    const stored = storedFlag(key);
     return stored === null ? initial : stored === '1';
   });
   const set = (v: boolean) => {
     localStorage.setItem(key, v ? '1' : '0');
+    if (window.__immuneFlags) window.__immuneFlags[key] = v ? '1' : '0';
     setValue(v);
   };
   return [value, set];

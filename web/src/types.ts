@@ -55,6 +55,8 @@ export interface AgentSummary {
   provider: string;
   mcp_servers: string[];
   source: 'simulated' | 'external';
+  /** The agent registered a control URL (directives are pushed to it). */
+  control_url?: boolean;
   status: Status;
   since: number;
   executions: number;

@@ -5,7 +5,7 @@ import { clock, count, percent, sigma, usd, words } from '../format';
 import { memo } from '../hooks';
 import type { AgentFilter, AgentSort } from '../state';
 import { STATUSES, type AgentSummary, type Status } from '../types';
-import { GAP, gridWindow, ROW_H, WINDOW_FROM, windowSlice, type GridWindow } from '../grid-window';
+import { GAP, gridWindow, initialWindow, ROW_H, WINDOW_FROM, windowSlice, type GridWindow } from '../grid-window';
 import { StatusBadge, statusLabel } from './status';
 
 /** States from which "Heal now" is offered (API: rejected, quarantined or exhausted). */
@@ -181,7 +181,7 @@ interface GridProps {
 
 export function AgentGrid({ agents, busy, canAct, incidentAgents }: GridProps) {
   const ref = useRef<HTMLDivElement>(null);
-  const [win, setWin] = useState<GridWindow>({ cols: 4, firstRow: 0, lastRow: 12 });
+  const [win, setWin] = useState<GridWindow>(() => initialWindow(innerWidth, innerHeight));
   const windowed = agents.length >= WINDOW_FROM;
   const frame = useRef(0);
 
