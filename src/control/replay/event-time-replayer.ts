@@ -56,7 +56,7 @@ export const NONE: Detection[] = Object.freeze([]) as unknown as Detection[];
  */
 export class EventTimeReplayer {
   private readonly engine: ImmuneEngine;
-  /** Detections of the record being fed (NONE until there is one). */
+  /** Where the detections of the record being fed go (NONE until there is one, or the caller's array). */
   private found: Detection[] = NONE;
   private lastTs = -Infinity;
   private lastTick = -Infinity;
@@ -74,16 +74,32 @@ export class EventTimeReplayer {
 
   /** Feeds one validated record; returns the detections it produced (usually NONE — do not modify it). */
   record(v: Vitals): Detection[] {
+    this.found = NONE;
+    this.feed(v);
+    const found = this.found;
+    this.found = NONE;
+    return found;
+  }
+
+  /**
+   * Feeds one validated record and appends its detections to `out`: record() without a result per
+   * record (for bulk feeding; one array type at the caller, where NONE-or-array made it polymorphic).
+   */
+  recordInto(v: Vitals, out: Detection[]): void {
+    this.found = out;
+    this.feed(v);
+    this.found = NONE;
+  }
+
+  private feed(v: Vitals): void {
     if (v.timestamp < this.lastTs) this.summary.out_of_order += 1;
     else this.lastTs = v.timestamp;
     this.summary.records += 1;
-    this.found = NONE;
     if (v.timestamp >= this.lastTick + 1) {
       this.lastTick = v.timestamp;
       this.collect(this.engine.tick(v.timestamp));
     }
     this.collect(this.engine.observe(v));
-    return this.found;
   }
 
   /** A line that is not a valid record: counted and reported, or ReplayAbort under --strict. */

@@ -68,7 +68,7 @@ export class ParseWorker {
         const found: Detection[] = [];
         let failure: unknown = null;
         try {
-          feedChunk(replayer, reader, { ...msg, num: ring.num[msg.slot], ref: ring.ref[msg.slot] }, found);
+          feedChunk(replayer, reader, chunkOf(msg, ring), found);
         } catch (err) {
           failure = err;
         }
@@ -91,14 +91,22 @@ export class ParseWorker {
   }
 }
 
+/**
+ * The chunk a message describes, built field by field: every chunk then has one hidden class. A spread
+ * of the deserialised message does not (its maps vary with what the chunk's arrays hold), and each new
+ * one threw away the engine thread's compiled code.
+ */
+function chunkOf(msg: ChunkMessage, ring: ChunkRing): VitalsChunk {
+  return { records: msg.records, num: ring.num[msg.slot], ref: ring.ref[msg.slot], agents: msg.agents, firstAgent: msg.firstAgent, strings: msg.strings, lists: msg.lists, malformed: msg.malformed };
+}
+
 function feedChunk(replayer: EventTimeReplayer, reader: VitalsReader, c: VitalsChunk, out: Detection[]): void {
   reader.admit(c);
   const bad = c.malformed;
   let m = 0;
   for (let i = 0; i < c.records; i++) {
     for (; m < bad.length && bad[m].before === i; m++) replayer.malformed(bad[m].line, bad[m].reason);
-    const d = replayer.record(reader.at(c, i, replayer.eventTime));
-    for (let k = 0; k < d.length; k++) out.push(d[k]);
+    replayer.recordInto(reader.at(c, i, replayer.eventTime), out);
   }
   for (; m < bad.length; m++) replayer.malformed(bad[m].line, bad[m].reason);
 }
