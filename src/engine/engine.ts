@@ -11,7 +11,7 @@ import { ImmuneMemory } from './immune-memory.js';
 import { addSample, newTally, probationDecision, type ProbationTally } from './probation.js';
 import { applyEvent, newWorkflow, type Workflow } from './lifecycle.js';
 import { CONTINUOUS, NC } from './metrics.js';
-import { judge, looksNormal, newSentinelState, resetEvidence, restoreSentinel, snapshotSentinel, type SentinelSnapshot, type SentinelState, type Verdict } from './sentinel.js';
+import { judge, looksNormal, newSentinelState, resetBystanderEvidence, resetEvidence, restoreSentinel, snapshotSentinel, type SentinelSnapshot, type SentinelState, type Verdict } from './sentinel.js';
 
 /** Something the shell must do; the engine only decides. */
 export type Effect = {
@@ -178,7 +178,7 @@ export class ImmuneEngine {
     const now = v.timestamp;
     const verdict = judge(rt.baseline, rt.sentinel, v, this.cfg);
     const keys = groupsOf(rt.meta.model, rt.meta.provider);
-    this.fleet.note(keys, rt.id, now, verdict.providerSignal, verdict.strained);
+    this.fleet.note(keys, rt.id, now, verdict.providerSignal, verdict.strained, verdict.ownSignal);
     if (this.held.size > 0) {
       this.held.delete(rt.id);
       if (!verdict.strained) this.releaseContradicted(keys, now, out);
@@ -203,7 +203,7 @@ export class ImmuneEngine {
   private absorbedByFleet(rt: AgentRuntime, verdict: Verdict, keys: readonly string[], now: number, out: Outcome): boolean {
     let incident = this.fleet.activeIncident(keys);
     if (!incident) {
-      const a = this.fleet.assess(keys, now);
+      const a = this.fleet.assess(keys, now, rt.lastCalm);
       if (a?.qualifies) {
         incident = this.fleet.open(a.group, now, verdict.anomalies, verdict.maxDeviation);
         const dx = externalCause(rt.id, a.group, a.affected, a.active, this.cfg.fleetWindowSeconds);
@@ -220,8 +220,9 @@ export class ImmuneEngine {
     }
     this.fleet.join(incident, rt.id, verdict.anomalies, verdict.maxDeviation);
     rt.holdSince = null;
-    // The agent is a bystander: forget the evidence so it is judged afresh once the provider recovers.
-    resetEvidence(rt.sentinel);
+    // A bystander: forget the evidence so it is judged afresh once the provider recovers, except fast
+    // token/tool/cost evidence, so a fault of its own that starts during the outage is still caught.
+    resetBystanderEvidence(rt.sentinel);
     return true;
   }
 
@@ -283,7 +284,8 @@ export class ImmuneEngine {
   private judgeProbation(rt: AgentRuntime, v: Vitals, out: Outcome): void {
     const now = v.timestamp;
     const verdict = judge(rt.baseline, rt.sentinel, v, this.cfg);
-    this.fleet.note(groupsOf(rt.meta.model, rt.meta.provider), rt.id, now, verdict.providerSignal, verdict.strained);
+    // An agent being healed has trouble of its own: it is no witness for (or against) a provider outage.
+    this.fleet.note(groupsOf(rt.meta.model, rt.meta.provider), rt.id, now, verdict.providerSignal, verdict.strained, true);
     const attempt = rt.wf.attempt;
     if (verdict.confirmed && attempt) {
       if (this.cfg.replayMode) {

@@ -4,10 +4,18 @@ import type { EngineConfig } from './config.js';
 interface Group {
   /** agent → last time it reported. */
   seen: Map<string, number>;
-  /** agent → last time it looked like a provider problem (slow or failing). */
+  /**
+   * Agents whose latest sample carries provider-type evidence (and nothing of their own), with its
+   * time. A level, not an edge: an outage keeps every affected agent's evidence up, while noise on a
+   * healthy agent reaches half of h now and then and falls back. Counting every agent that was ever
+   * half-way within the window added 2 noisy peers to one real latency fault often enough to open
+   * false incidents in a 15-agent demo fleet.
+   */
   elevated: Map<string, number>;
   /** Agents whose latest sample was slow (latency ≥ 2σ) or failed, with its time. */
   strained: Map<string, number>;
+  /** Agents whose latest sample showed trouble of their own kind: neither witnesses for an outage nor calm peers. */
+  own: Map<string, number>;
   incident: FleetIncident | null;
   lastElevated: number;
 }
@@ -53,22 +61,46 @@ export class FleetCorrelator {
 
   constructor(private readonly cfg: EngineConfig) {}
 
-  note(keys: readonly string[], agentId: string, ts: number, providerSignal: boolean, strained = providerSignal): void {
+  /**
+   * Records one judged sample. `providerSignal`: provider-type trouble and nothing else; `strained`:
+   * this very sample was slow or failed; `own`: the agent shows trouble of its own kind (tokens,
+   * tool calls, cost, a new prompt) or is being healed of its own infection. An agent with trouble
+   * of its own is no witness for an outage, however slow it is: it stops counting as affected and is
+   * neither a strained nor a calm peer until a sample shows nothing of its own again.
+   */
+  note(keys: readonly string[], agentId: string, ts: number, providerSignal: boolean, strained = providerSignal, own = false): void {
     for (const k of keys) {
       let g = this.groups.get(k);
       if (!g) this.groups.set(k, (g = newGroup()));
       g.seen.set(agentId, ts);
+      if (own) {
+        g.own.set(agentId, ts);
+        if (g.elevated.size > 0) g.elevated.delete(agentId);
+        if (g.strained.size > 0) g.strained.delete(agentId);
+        continue;
+      }
+      if (g.own.size > 0) g.own.delete(agentId);
       if (strained) g.strained.set(agentId, ts);
       else if (g.strained.size > 0) g.strained.delete(agentId);
       if (providerSignal) {
         g.elevated.set(agentId, ts);
         if (ts > g.lastElevated) g.lastElevated = ts;
+      } else if (g.elevated.size > 0) {
+        g.elevated.delete(agentId);
       }
     }
   }
 
-  /** The group (of this agent's groups) where the most peers are in trouble right now. */
-  assess(keys: readonly string[], now: number): Assessment | null {
+  /**
+   * The group (of this agent's groups) where the most peers are in trouble right now. A group
+   * qualifies for an incident when at least `fleetMinAgents` and `fleetMinFraction` of its active
+   * agents show provider-type trouble and nothing of their own, *and* most of the agents that
+   * reported since `since` (when this agent's trouble began) were strained in their latest sample:
+   * an outage slows or fails nearly every task of the group at once, while a few sick agents among
+   * calm peers are a coincidence (in a 15-agent demo fleet, 3 of 8 agents of one provider were
+   * often elevated together with no provider at fault).
+   */
+  assess(keys: readonly string[], now: number, since = now): Assessment | null {
     let best: Assessment | null = null;
     for (const k of keys) {
       const g = this.groups.get(k);
@@ -76,7 +108,7 @@ export class FleetCorrelator {
       const cutoff = now - this.cfg.fleetWindowSeconds;
       const active = countSince(g.seen, cutoff);
       const affected = countSince(g.elevated, cutoff);
-      const qualifies = affected >= this.cfg.fleetMinAgents && affected >= this.cfg.fleetMinFraction * active;
+      const qualifies = affected >= this.cfg.fleetMinAgents && affected >= this.cfg.fleetMinFraction * active && mostlyStrained(g, since);
       const a = { group: k, affected, active, qualifies };
       if (!best || (a.qualifies && !best.qualifies) || (a.qualifies === best.qualifies && a.affected > best.affected)) best = a;
     }
@@ -99,7 +131,7 @@ export class FleetCorrelator {
       let calm = 0;
       let strained = 0;
       for (const [a, t] of g.seen) {
-        if (a === agentId || t < since) continue;
+        if (a === agentId || t < since || g.own.has(a)) continue;
         if (g.strained.has(a)) strained++;
         else calm++;
       }
@@ -165,11 +197,23 @@ export class FleetCorrelator {
   }
 }
 
+/** True when at least as many of the agents that reported since `since` were strained in their latest sample as were calm. */
+function mostlyStrained(g: Group, since: number): boolean {
+  let strained = 0;
+  let calm = 0;
+  for (const [a, t] of g.seen) {
+    if (t < since || g.own.has(a)) continue;
+    if (g.strained.has(a)) strained++;
+    else calm++;
+  }
+  return strained >= calm;
+}
+
 /** Calm peers needed per strained one before the peers are taken to contradict an outage (an outage strains most of them). */
 const CALM_RATIO = 4;
 
 function newGroup(): Group {
-  return { seen: new Map(), elevated: new Map(), strained: new Map(), incident: null, lastElevated: 0 };
+  return { seen: new Map(), elevated: new Map(), strained: new Map(), own: new Map(), incident: null, lastElevated: 0 };
 }
 
 function countSince(m: Map<string, number>, cutoff: number): number {

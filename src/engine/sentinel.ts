@@ -121,6 +121,28 @@ export function resetEvidence(s: SentinelState): void {
   s.candidateRun = 0;
 }
 
+/**
+ * What an agent joining a provider incident forgets: everything except the fast evidence on the
+ * metrics an outage does not move (tokens, cost, tool calls: fast CUSUMs, their run counters and
+ * recent z) and the prompt it is watching. Latency, error and retry evidence is the provider's. The
+ * slow CUSUMs and the tool-count CUSUM go too: the baseline learns nothing while the outage lasts
+ * (every sample is far out), so a slow drift in the workload builds up in them as if it were a fault
+ * (measured: a 20-minute outage let a healthy agent's tool-count CUSUM creep to h). A fault of the
+ * agent's own that starts during the outage is blatant enough for the fast CUSUMs in a few samples;
+ * resetting them too hid it for as long as the outage lasted.
+ */
+export function resetBystanderEvidence(s: SentinelState): void {
+  s.cusum[LATENCY] = 0;
+  s.run[LATENCY] = 0;
+  s.z.fill(0, LATENCY * RING, (LATENCY + 1) * RING);
+  s.cusum.fill(0, NC);
+  s.run.fill(0, NC);
+  s.slow.fill(0);
+  s.joint.fill(0);
+  s.toolLoop = 0;
+  s.counts.fill(0);
+}
+
 /** True when no metric has more than half the evidence it needs: the agent looks normal right now. */
 export function looksNormal(s: SentinelState, cfg: EngineConfig): boolean {
   for (let i = 0; i < NC + NR; i++) {
@@ -160,8 +182,17 @@ export interface Verdict {
   rateLearnWeight: number;
   /** The same for tool calls, frozen while the tool-count CUSUM builds (a loop would be learned as normal). */
   toolLearnWeight: number;
-  /** The sample shows what a provider problem looks like (slow or failing), for fleet correlation. */
+  /**
+   * The sample shows what a provider problem looks like (slow or failing) and nothing of the agent's
+   * own: for fleet correlation, only these agents count as hit by an outage.
+   */
   providerSignal: boolean;
+  /**
+   * Evidence of a fault of the agent's own kind is building (tokens, cost or tool calls at half of
+   * their h, a joint run beyond latency, or an unadopted prompt). A provider outage moves none of
+   * these, so such an agent's slowness or failures are no evidence of an outage.
+   */
+  ownSignal: boolean;
   /** This very sample is slow (latency ≥ STRAIN_Z) or failed: what most samples look like during a provider outage. */
   strained: boolean;
   /** Every confirmed anomaly is of the kind a provider outage causes (latency, errors, retries). */
@@ -229,7 +260,7 @@ function setErrorLlr(p0: number): void {
 }
 
 /** The verdict returned for every unconfirmed sample (see Verdict). */
-const QUIET: Verdict = { confirmed: false, suspicious: false, learnWeight: 1, rateLearnWeight: 1, toolLearnWeight: 1, providerSignal: false, strained: false, providerOnly: false, promptChanged: false, anomalies: NO_ANOMALIES, deviations: NO_VALUES, ratios: NO_VALUES, maxDeviation: 0, evidenceSamples: 0 };
+const QUIET: Verdict = { confirmed: false, suspicious: false, learnWeight: 1, rateLearnWeight: 1, toolLearnWeight: 1, providerSignal: false, ownSignal: false, strained: false, providerOnly: false, promptChanged: false, anomalies: NO_ANOMALIES, deviations: NO_VALUES, ratios: NO_VALUES, maxDeviation: 0, evidenceSamples: 0 };
 
 /** Samples that far out in a row needed before their joint probability, from this metric's own tail, falls below TAIL_TARGET. */
 function requiredRun(tail: number): number {
@@ -246,6 +277,7 @@ const RATE_SUSPECT = 8;
 const PROVIDER_SIGNAL = 16;
 const NOT_PROVIDER_ONLY = 32;
 const STRAINED = 64;
+const OWN_SIGNAL = 128;
 
 /** Judges one sample against the baseline and updates the evidence. Pure apart from `s`, which it owns. */
 export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig): Verdict {
@@ -256,13 +288,14 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
   s.ratePos = (s.ratePos + 1) % W;
   const promptChanged = v.prompt_hash !== '' && b.prompt_hash !== '' && v.prompt_hash !== b.prompt_hash;
   let f = judgeContinuous(b, s, v, cfg, slot, promptChanged) | judgeRates(b, s, v, cfg, rslot);
-  if (promptChanged) f |= SUSPICIOUS;
+  if (promptChanged) f |= SUSPICIOUS | OWN_SIGNAL;
   const confirmed = (f & CONFIRMED) !== 0;
   const slowSuspect = (f & SLOW_SUSPECT) !== 0;
   const learnWeight = (f & (SUSPICIOUS | CONFIRMED)) !== 0 ? 0 : slowSuspect ? SLOW_LEARN : 1;
   const rateLearnWeight = confirmed || (f & RATE_SUSPECT) !== 0 ? 0 : learnWeight;
   const toolLearnWeight = s.toolLoop >= TOOL_FREEZE * TOOL_LOOP_H ? 0 : learnWeight;
-  const providerSignal = (f & PROVIDER_SIGNAL) !== 0;
+  const ownSignal = (f & OWN_SIGNAL) !== 0;
+  const providerSignal = (f & PROVIDER_SIGNAL) !== 0 && !ownSignal;
   const strained = (f & STRAINED) !== 0;
   if (!confirmed) {
     // The common case allocates nothing: one shared verdict, overwritten by the next call.
@@ -272,11 +305,12 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
     q.rateLearnWeight = rateLearnWeight;
     q.toolLearnWeight = toolLearnWeight;
     q.providerSignal = providerSignal;
+    q.ownSignal = ownSignal;
     q.strained = strained;
     q.promptChanged = promptChanged;
     return q;
   }
-  return describe(b, s, cfg, slot, rslot, promptChanged, providerSignal, strained, (f & NOT_PROVIDER_ONLY) === 0);
+  return describe(b, s, cfg, slot, rslot, promptChanged, providerSignal, ownSignal, strained, (f & NOT_PROVIDER_ONLY) === 0);
 }
 
 /** The continuous metrics' CUSUMs, fast paths and tool-count CUSUM for one sample; returns flags. */
@@ -307,6 +341,8 @@ function judgeContinuous(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineCo
     if (i === LATENCY) {
       if (c >= H / 2 || cs >= SLOW_H / 2) f |= PROVIDER_SIGNAL;
       if (z >= STRAIN_Z) f |= STRAINED;
+    } else if (c >= H / 2 || cs >= SLOW_H / 2) {
+      f |= OWN_SIGNAL;
     }
     // The tail is learned from samples that do not continue an excursion.
     if (before < H / 2) s.tail[i] += (2 / (TAIL_SPAN + 1)) * ((z >= T ? 1 : 0) - s.tail[i]);
@@ -317,15 +353,15 @@ function judgeContinuous(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineCo
   const dispersion = Math.max(1, b.toolVar / lambda);
   const toolLoop = young ? 0 : Math.max(0, s.toolLoop + Math.min(TOOL_LOOP_CLIP, (v.tool_calls * LN_TOOL_LOOP_FACTOR - (TOOL_LOOP_FACTOR - 1) * lambda) / dispersion));
   s.toolLoop = toolLoop;
-  if (toolLoop >= TOOL_LOOP_H) f |= CONFIRMED | NOT_PROVIDER_ONLY;
-  else if (toolLoop >= SUSPECT_SLOW * TOOL_LOOP_H) f |= SLOW_SUSPECT;
+  if (toolLoop >= TOOL_LOOP_H) f |= CONFIRMED | NOT_PROVIDER_ONLY | OWN_SIGNAL;
+  else if (toolLoop >= SUSPECT_SLOW * TOOL_LOOP_H) f |= SLOW_SUSPECT | OWN_SIGNAL;
 
   // Joint evidence: independent groups elevated together, several samples running.
   const joint = jointScore(X, promptChanged);
   s.joint[slot] = joint;
   if (joint >= JOINT_Z) {
     const metrics = jointRun(s, slot, H);
-    if (metrics !== 0) f |= metrics === 1 << LATENCY ? CONFIRMED : CONFIRMED | NOT_PROVIDER_ONLY;
+    if (metrics !== 0) f |= metrics === 1 << LATENCY ? CONFIRMED : CONFIRMED | NOT_PROVIDER_ONLY | OWN_SIGNAL;
   }
   return f;
 }
@@ -362,7 +398,10 @@ function judgeRates(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig,
     s.cusum[k] = c;
     s.slow[k] = cs;
     s.run[k] = c > 0 || cs > 0 ? s.run[k] + 1 : 0;
-    if (c >= HR / 2 || cs >= HR / 2) f |= PROVIDER_SIGNAL;
+    // Witness for an outage at 3/4 of h, not half: two failures or a few retries close together reach
+    // half of h on about 1 % of a healthy agent's samples, and three such agents at once made false
+    // provider incidents in the demo fleet. An outage still gets there within a sample or two more.
+    if (c >= SUSPECT_CUSUM * HR || cs >= SUSPECT_CUSUM * HR) f |= PROVIDER_SIGNAL;
     if (c >= SUSPECT_CUSUM * HR) f |= SUSPICIOUS;
     else if (cs >= SUSPECT_SLOW * HR) f |= SLOW_SUSPECT;
     if (Math.max(c, cs) >= RATE_FREEZE * HR) f |= RATE_SUSPECT;
@@ -372,7 +411,7 @@ function judgeRates(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig,
 }
 
 /** Builds the report for a confirmed sample: deviation per metric is its mean z over the current excursion (≤ 5 samples). */
-function describe(b: Baseline, s: SentinelState, cfg: EngineConfig, slot: number, rslot: number, promptChanged: boolean, providerSignal: boolean, strained: boolean, providerOnly: boolean): Verdict {
+function describe(b: Baseline, s: SentinelState, cfg: EngineConfig, slot: number, rslot: number, promptChanged: boolean, providerSignal: boolean, ownSignal: boolean, strained: boolean, providerOnly: boolean): Verdict {
   const T = cfg.thresholdSigma;
   const anomalies: AnomalyType[] = [];
   const deviations: Record<string, number> = {};
@@ -425,7 +464,7 @@ function describe(b: Baseline, s: SentinelState, cfg: EngineConfig, slot: number
     anomalies.push('prompt_change');
     deviations.prompt_change = 0;
   }
-  return { confirmed: true, suspicious: true, learnWeight: 0, rateLearnWeight: 0, toolLearnWeight: 0, providerSignal, strained, providerOnly, promptChanged, anomalies, deviations, ratios, maxDeviation: round2(maxDeviation), evidenceSamples };
+  return { confirmed: true, suspicious: true, learnWeight: 0, rateLearnWeight: 0, toolLearnWeight: 0, providerSignal, ownSignal, strained, providerOnly, promptChanged, anomalies, deviations, ratios, maxDeviation: round2(maxDeviation), evidenceSamples };
 }
 
 function round2(x: number): number {

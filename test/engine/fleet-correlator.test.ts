@@ -5,6 +5,7 @@ import type { Vitals } from '../../src/domain/vitals.js';
 import { engineConfig } from '../../src/engine/config.js';
 import { ImmuneEngine, type Outcome } from '../../src/engine/engine.js';
 import { FleetCorrelator, groupsOf } from '../../src/engine/fleet-correlator.js';
+import { infectionEffect, NO_EFFECT, type Effect, type InfectionType } from '../../src/sim/infections.js';
 
 const cfg = engineConfig();
 
@@ -53,6 +54,57 @@ describe('FleetCorrelator', () => {
     expect(f.open('model:m', 10, [], 1).id).toBe('incident-8:model:m');
   });
 
+  it('counts as affected only agents whose latest sample shows provider-type trouble and nothing of their own', () => {
+    const f = new FleetCorrelator(cfg);
+    const keys = groupsOf('m', 'p');
+    for (let i = 0; i < 4; i++) f.note(keys, `a${i}`, 100, false);
+    f.note(keys, 'a0', 101, true);
+    f.note(keys, 'a1', 101, true);
+    // a2 is slow, but its tokens or tools are up too (or it carries a new prompt): its own fault, no witness
+    f.note(keys, 'a2', 101, false, true, true);
+    expect(f.assess(keys, 101)).toMatchObject({ affected: 2, active: 4, qualifies: false });
+    // an agent that first looked like the provider and then shows its own kind of trouble stops counting
+    f.note(keys, 'a2', 102, true);
+    expect(f.assess(keys, 102)).toMatchObject({ affected: 3, qualifies: true });
+    f.note(keys, 'a2', 103, false, true, true);
+    expect(f.assess(keys, 103)).toMatchObject({ affected: 2, qualifies: false });
+    // a level, not an edge: evidence that fell back (noise) does not linger for the whole window
+    f.note(keys, 'a1', 104, false);
+    expect(f.assess(keys, 104)).toMatchObject({ affected: 1, qualifies: false });
+  });
+
+  it('a few troubled agents among calm peers are no outage: most agents that reported since the trouble began must be strained', () => {
+    const f = new FleetCorrelator(cfg);
+    const keys = groupsOf('m', 'p');
+    for (let i = 0; i < 8; i++) f.note(keys, `a${i}`, 100, false);
+    // a0 turned slow at 101; a1 and a2 show provider-type evidence, the other five report calm samples
+    for (const a of ['a0', 'a1', 'a2']) f.note(keys, a, 105, true);
+    for (const a of ['a3', 'a4', 'a5', 'a6', 'a7']) f.note(keys, a, 106, false);
+    expect(f.assess(keys, 107, 101)).toMatchObject({ affected: 3, active: 8, qualifies: false });
+    // an outage: the calm ones turn slow as soon as they report again
+    for (const a of ['a3', 'a4']) f.note(keys, a, 108, false, true);
+    expect(f.assess(keys, 109, 101)).toMatchObject({ affected: 3, qualifies: true });
+  });
+
+  it('peers with trouble of their own neither contradict nor support an outage', () => {
+    const f = new FleetCorrelator(cfg);
+    const keys = groupsOf('m', 'p');
+    for (let i = 0; i < 6; i++) f.note(keys, `a${i}`, 100, false);
+    // a0 is held since 105; three calm peers since then contradict an outage…
+    for (const a of ['a1', 'a2', 'a3']) f.note(keys, a, 110, false);
+    expect(f.peersContradict(keys, 'a0', 105, 111)).toBe(true);
+    // …and a slow peer whose tokens or tools are up too is sick on its own: no sign of an outage
+    f.note(keys, 'a4', 111, false, true, true);
+    expect(f.peersContradict(keys, 'a0', 105, 112)).toBe(true);
+    // a slow peer with nothing of its own is: one in five strained is too many for calm peers to overrule
+    f.note(keys, 'a5', 112, true, true);
+    expect(f.peersContradict(keys, 'a0', 105, 113)).toBe(false);
+    // a calm peer does not count if it is only calm for being healed of its own infection
+    f.note(keys, 'a5', 113, false, false, true);
+    f.note(keys, 'a3', 113, false, false, true);
+    expect(f.peersContradict(keys, 'a0', 105, 114)).toBe(false);
+  });
+
   it('refuses to open an incident for a group it has never seen', () => {
     expect(() => new FleetCorrelator(cfg).open('model:nope', 1, [], 1)).toThrow();
   });
@@ -68,26 +120,28 @@ function fleet(n: number, seed: number) {
     for (const e of o.effects) take(engine.actionResult(e.agent_id, e.attempt_id, true, 'applied', 0));
   };
   let t = 1_700_000_000;
-  const round = (latency: (i: number) => number, errorP: (i: number) => number, input: (i: number) => number = () => 1) => {
+  /** One task per agent; `sick(i)` bends agent i's task with an infection's signature (src/sim/infections.ts). */
+  const round = (latency: (i: number) => number, errorP: (i: number) => number, input: (i: number) => number = () => 1, sick: (i: number) => Effect = () => NO_EFFECT) => {
     for (let i = 0; i < n; i++) {
       t += 1;
-      const failed = r.chance(errorP(i));
+      const e = sick(i);
+      const failed = r.chance(e.errorP(errorP(i)));
       const v: Vitals = {
         agent_id: `agent-${i}`,
         agent_type: 'Support',
         timestamp: t,
-        latency_ms: Math.round(1000 * Math.exp(0.3 * r.normal()) * latency(i)),
-        input_tokens: Math.round(900 * Math.exp(0.2 * r.normal()) * input(i)),
-        output_tokens: Math.round(300 * Math.exp(0.2 * r.normal())),
+        latency_ms: Math.round(1000 * Math.exp(0.3 * r.normal()) * latency(i) * e.latency),
+        input_tokens: Math.round(900 * Math.exp(0.2 * r.normal()) * input(i) * e.input),
+        output_tokens: Math.round(300 * Math.exp(0.2 * r.normal()) * e.output),
         token_count: 0,
         cost: 0.004,
-        tool_calls: r.poisson(3),
+        tool_calls: Math.round(r.poisson(3) * e.tools),
         retries: 0,
         success: !failed,
         model: 'claude-sonnet-4',
         provider: 'anthropic',
         error_type: failed ? 'provider_error' : '',
-        prompt_hash: `p${i}`,
+        prompt_hash: e.newPrompt ? `p${i}-tampered` : `p${i}`,
         mcp_servers: [],
         tool_names: [],
       };
@@ -125,6 +179,43 @@ describe('provider incidents through the engine', () => {
     expect(f.log.filter((e) => e.type === 'fleet_incident_started')).toEqual([]);
   });
 
+  // The bug seen with 4 external agents: a token explosion, a tool loop and a prompt drift all slow their
+  // agents down, and 3 of 4 slow agents were taken for a provider outage (their agents not quarantined).
+  it.each([
+    {
+      what: 'three agents of one model sick with different infections at once are each quarantined',
+      kinds: ['token_explosion', 'tool_loop', 'prompt_drift'],
+      // (a tool loop that feeds its results back confirms on input tokens first in this fleet: a diagnosis matter, not a fleet one)
+      expected: { 'agent-0': 'prompt_drift', 'agent-1': 'memory_corruption', 'agent-2': 'prompt_drift' },
+    },
+    {
+      what: 'a slow agent whose slow peers all have faults of their own is quarantined for its own latency',
+      kinds: ['latency_spike', 'tool_loop', 'prompt_drift'],
+      expected: { 'agent-0': 'tool_instability', 'agent-1': 'infinite_loop', 'agent-2': 'prompt_drift' },
+    },
+  ] as const)('a fleet of 4: $what, no incident', ({ kinds, expected }) => {
+    const f = fleet(4, kinds[0] === 'latency_spike' ? 5 : 4);
+    for (let k = 0; k < 100; k++) f.round(() => 1, () => 0.02);
+    const sick = (i: number) => (i < kinds.length ? infectionEffect(kinds[i] as InfectionType, 3) : NO_EFFECT);
+    for (let k = 0; k < 40; k++) f.round(() => 1, () => 0.02, () => 1, sick);
+    expect(f.log.filter((e) => e.type === 'fleet_incident_started')).toEqual([]);
+    expect(firstDiagnoses(f.log)).toEqual(expected);
+  });
+
+  it('a fault of its own that starts while the agent is part of an incident is quarantined', () => {
+    const f = fleet(12, 6);
+    for (let k = 0; k < 100; k++) f.round(() => 1, () => 0.02);
+    for (let k = 0; k < 10; k++) f.round(() => 5, () => 0.32);
+    const incident = f.engine.incidents()[0];
+    expect(incident?.agents).toContain('agent-7');
+    // agent-7, already a bystander of the outage, starts generating runaway output
+    for (let k = 0; k < 20; k++) f.round(() => 5, () => 0.32, () => 1, (i) => (i === 7 ? infectionEffect('token_explosion', 2) : NO_EFFECT));
+    expect(f.engine.incidents()).toHaveLength(1);
+    const infections = f.log.filter((e) => e.type === 'infection_detected');
+    expect(infections.map((e) => e.agent_id)).toEqual(['agent-7']);
+    expect(infections[0].type === 'infection_detected' && infections[0].infection.anomalies).toContain('output_token_spike');
+  });
+
   it('token anomalies are never blamed on the provider, even during an incident', () => {
     const f = fleet(12, 3);
     for (let k = 0; k < 100; k++) f.round(() => 1, () => 0.02);
@@ -136,3 +227,10 @@ describe('provider incidents through the engine', () => {
     expect(infections[0].type === 'infection_detected' && infections[0].infection.anomalies).toContain('input_token_spike');
   });
 });
+
+/** The primary diagnosis of each agent's first infection. */
+function firstDiagnoses(log: readonly ImmuneEvent[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of log) if (e.type === 'infection_detected' && !(e.agent_id in out)) out[e.agent_id] = e.diagnosis.hypotheses[0].diagnosis;
+  return out;
+}
