@@ -489,6 +489,9 @@ export class ImmuneEngine {
       lastSeen: now,
       executions: 0,
       probationOk: 0,
+      // Present from the start (not added on the first probation) so every runtime has one shape: a
+      // field added later splits agents across two hidden classes and deoptimises the per-sample path.
+      probation: null,
       holdSince: null,
       lastCalm: now,
       stepAt: null,
@@ -531,7 +534,7 @@ export class ImmuneEngine {
       let rt = this.agents.get(e.agent_id);
       if (!rt) {
         if (e.type !== 'agent_registered') continue;
-        rt = { id: e.agent_id, meta: e.meta, baseline: newBaseline(), sentinel: newSentinelState(this.cfg), wf: newWorkflow(e.ts), last: null, lastSeen: e.ts, executions: 0, probationOk: 0, holdSince: null, lastCalm: e.ts, stepAt: null };
+        rt = { id: e.agent_id, meta: e.meta, baseline: newBaseline(), sentinel: newSentinelState(this.cfg), wf: newWorkflow(e.ts), last: null, lastSeen: e.ts, executions: 0, probationOk: 0, probation: null, holdSince: null, lastCalm: e.ts, stepAt: null };
         this.agents.set(e.agent_id, rt);
       }
       applyEvent(rt.wf, e);
