@@ -4,7 +4,7 @@ import type { AnomalyType } from '../../src/domain/types.js';
 import type { Vitals } from '../../src/domain/vitals.js';
 import { effectiveSigma, learn, newBaseline, type Baseline } from '../../src/engine/baseline.js';
 import { engineConfig } from '../../src/engine/config.js';
-import { judge, looksNormal, newSentinelState, resetEvidence, restoreSentinel, snapshotSentinel, type SentinelState, type Verdict } from '../../src/engine/sentinel.js';
+import { judge, looksNormal, newSentinelState, resetBystanderEvidence, resetEvidence, restoreSentinel, snapshotSentinel, type SentinelState, type Verdict } from '../../src/engine/sentinel.js';
 
 const cfg = engineConfig();
 
@@ -314,5 +314,55 @@ describe('sentinel snapshots', () => {
     const { b, s } = trained(73);
     const bytes = (o: object) => Object.values(o).reduce((n: number, x) => n + (ArrayBuffer.isView(x) ? x.byteLength : 0), 0);
     expect(bytes(b) + bytes(s)).toBeLessThanOrEqual(1536);
+  });
+});
+
+describe('sentinel: what it tells the fleet correlator', () => {
+  it('a slow, failing agent with nothing else wrong is a witness for a provider outage', () => {
+    const { next, b, s } = trained(91);
+    const verdicts = [1, 2, 3, 4].map(() => ({ ...observe(b, s, next({ latency: 5, errorP: 0.4 })) }));
+    expect(verdicts.some((v) => v.providerSignal)).toBe(true);
+    expect(verdicts.every((v) => !v.ownSignal)).toBe(true);
+    const confirmed = verdicts.find((v) => v.confirmed);
+    expect(confirmed?.providerOnly).toBe(true);
+  });
+
+  it('an agent slowed down by a fault of its own kind is no witness: runaway output, a tool loop, a new prompt', () => {
+    const shifts: Shift[] = [
+      { latency: 3, output: 5 },
+      { latency: 2.5, tools: 4 },
+      { latency: 3, prompt: 'prompt-v2' },
+    ];
+    for (const shift of shifts) {
+      const { next, b, s } = trained(92);
+      const verdicts = [1, 2, 3, 4, 5, 6].map(() => ({ ...observe(b, s, next(shift)) }));
+      const own = verdicts.findIndex((v) => v.ownSignal);
+      expect(own, JSON.stringify(shift)).toBeGreaterThanOrEqual(0);
+      // from the moment its own evidence shows, it no longer counts as hit by the provider
+      expect(verdicts.slice(own).every((v) => !v.providerSignal), JSON.stringify(shift)).toBe(true);
+    }
+  });
+
+  it('a witness needs more than two failures close together: rate evidence counts from 3/4 of h', () => {
+    const { next, b, s } = trained(93);
+    const two = [next({ errorP: 1 }), next({ errorP: 1 })].map((v) => ({ ...observe(b, s, v) }));
+    expect(two.map((v) => v.providerSignal)).toEqual([false, false]);
+    expect(observe(b, s, next({ errorP: 1 })).providerSignal).toBe(true);
+  });
+
+  it('joining an incident forgets the provider-type and slow evidence but keeps fast token evidence', () => {
+    const { next, b, s } = trained(94);
+    observe(b, s, next({ latency: 5, output: 4, errorP: 1 }));
+    const before = { latency: s.cusum[0], output: s.cusum[3] };
+    expect(before.latency).toBeGreaterThan(0);
+    expect(before.output).toBeGreaterThan(0);
+    s.slow.fill(3);
+    s.toolLoop = 5;
+    resetBystanderEvidence(s);
+    expect(s.cusum[0]).toBe(0);
+    expect(Array.from(s.cusum.subarray(6))).toEqual([0, 0]);
+    expect(Array.from(s.slow)).toEqual(new Array(8).fill(0));
+    expect(s.toolLoop).toBe(0);
+    expect(s.cusum[3]).toBe(before.output);
   });
 });
