@@ -133,7 +133,7 @@ export function externalCause(agentId: string, group: string, affected: number, 
       {
         diagnosis: 'external_cause',
         confidence: Math.min(0.97, 0.6 + 0.4 * (affected / Math.max(active, 1))),
-        reasoning: `${affected} of ${active} active agents sharing ${group.replace(':', ' ')} deviated within ${windowSeconds} s: the provider, not the agents, is the likely cause.`,
+        reasoning: `${affected} of ${active} active agents sharing ${group.replace(':', ' ')} turned slow or started failing within ${windowSeconds} s, with nothing else wrong (tokens, tool calls and prompts normal): the provider, not the agents, is the likely cause.`,
       },
     ],
   };

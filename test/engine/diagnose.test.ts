@@ -139,6 +139,6 @@ describe('externalCause', () => {
     expect(few.hypotheses[0].diagnosis).toBe('external_cause');
     expect(most.hypotheses[0].confidence).toBeGreaterThan(few.hypotheses[0].confidence);
     expect(most.hypotheses[0].confidence).toBeLessThanOrEqual(0.97);
-    expect(few.hypotheses[0].reasoning).toBe('3 of 10 active agents sharing model x deviated within 120 s: the provider, not the agents, is the likely cause.');
+    expect(few.hypotheses[0].reasoning).toBe('3 of 10 active agents sharing model x turned slow or started failing within 120 s, with nothing else wrong (tokens, tool calls and prompts normal): the provider, not the agents, is the likely cause.');
   });
 });
