@@ -24,7 +24,13 @@ export interface EngineConfig {
   probationSamples: number;
   /** Normal samples with a new prompt hash before it is adopted as the baseline prompt. */
   promptAdoptSamples: number;
-  /** Fleet correlation: agents sharing a model/provider that deviate together within the window are one incident. */
+  /**
+   * Fleet correlation: agents sharing a model/provider that are slow or failing with nothing else wrong
+   * (no token, tool, cost or prompt evidence), all at once, are one provider incident. The window (s)
+   * bounds how long an agent's last report keeps it active; an incident needs at least `fleetMinAgents`
+   * such agents, at least `fleetMinFraction` of the group's active agents, and most of the agents that
+   * reported since the trouble began strained (docs/DETECTION.md, "Provider incidents").
+   */
   fleetWindowSeconds: number;
   fleetMinAgents: number;
   fleetMinFraction: number;
