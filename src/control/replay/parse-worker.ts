@@ -52,8 +52,8 @@ async function run(): Promise<void> {
 
   /** Posts the chunk in its slot, then waits until the next slot has been read by the engine thread; false when asked to stop. */
   const flush = (): boolean => {
-    const { records, agents, firstAgent, strings, lists, malformed } = w.take(slotOf(sent + 1));
-    post({ type: 'chunk', slot: sent % ring.slots, records, agents, firstAgent, strings, lists, malformed });
+    const { records, agents, firstAgent, strings, firstString, lists, malformed } = w.take(slotOf(sent + 1));
+    post({ type: 'chunk', slot: sent % ring.slots, records, agents, firstAgent, strings, firstString, lists, malformed });
     sent += 1;
     for (let consumed; sent - (consumed = Atomics.load(ctl, 0)) >= ring.slots && Atomics.load(ctl, 1) === 0; ) Atomics.wait(ctl, 0, consumed, 100);
     return Atomics.load(ctl, 1) === 0;

@@ -97,7 +97,7 @@ export class ParseWorker {
  * one threw away the engine thread's compiled code.
  */
 function chunkOf(msg: ChunkMessage, ring: ChunkRing): VitalsChunk {
-  return { records: msg.records, num: ring.num[msg.slot], ref: ring.ref[msg.slot], agents: msg.agents, firstAgent: msg.firstAgent, strings: msg.strings, lists: msg.lists, malformed: msg.malformed };
+  return { records: msg.records, num: ring.num[msg.slot], ref: ring.ref[msg.slot], agents: msg.agents, firstAgent: msg.firstAgent, strings: msg.strings, firstString: msg.firstString, lists: msg.lists, malformed: msg.malformed };
 }
 
 function feedChunk(replayer: EventTimeReplayer, reader: VitalsReader, c: VitalsChunk, out: Detection[]): void {

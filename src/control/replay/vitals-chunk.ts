@@ -13,7 +13,7 @@ export interface VitalsChunk {
   num: Float64Array;
   /**
    * REF_COLS per record: agent_id (the agent's number, see `agents`), agent_type, model, provider, error_type, prompt_hash
-   * (indexes into strings), mcp_servers, tool_names (indexes into lists, -1 for []), success (0/1).
+   * (string numbers, see `strings`), mcp_servers, tool_names (indexes into lists, -1 for []), success (0/1).
    */
   ref: Int32Array;
   /**
@@ -23,7 +23,14 @@ export interface VitalsChunk {
    */
   agents: string[];
   firstAgent: number;
+  /**
+   * The label strings first used in this chunk: `strings[k]` is string number `firstString + k`. Labels are
+   * numbered across chunks too, so one label is one string object on the engine thread and the engine's
+   * comparisons of models, providers and prompts are pointer comparisons. firstString 0 starts a new
+   * numbering (an input with very many distinct labels restarts it, which bounds the dictionary).
+   */
   strings: string[];
+  firstString: number;
   lists: string[][];
   /** Lines that are not valid records, in input order; `before` is the index of the record that follows them. */
   malformed: MalformedLine[];
@@ -55,18 +62,20 @@ export const R_MCP_SERVERS = 6;
 export const R_TOOL_NAMES = 7;
 export const R_SUCCESS = 8;
 
-/** Every chunk's dictionary starts with the two defaults parseVitals applies. */
+/** Every numbering of strings starts with the two defaults parseVitals applies. */
 export const EMPTY_STRING = 0;
 export const EXTERNAL = 1;
+/** Distinct label strings kept numbered at most (≈ 4 MB on each thread); past it the numbering restarts at the next chunk. */
+export const STRING_LIMIT = 1 << 16;
 
 /**
- * One validated record rebuilt as a fresh object, as parseVitals would have returned it (tests and
- * tools; the replay itself reads records with a VitalsReader). `nowSeconds` is the timestamp of a
- * record that had none; `agentIds` lists every agent id by number (by default those first seen in this chunk).
+ * Record i of chunk c as a fresh object, for a chunk read on its own (the first chunk of an input: tests
+ * and tools; the replay reads records with a VitalsReader). `nowSeconds` is the timestamp of a record that had none.
  */
-export function vitalsAt(c: VitalsChunk, i: number, nowSeconds: number, agentIds?: readonly string[]): Vitals {
-  const a = c.ref[i * REF_COLS + R_AGENT_ID];
-  return fill(blankVitals(), c, i, nowSeconds, agentIds ? agentIds[a] : c.agents[a - c.firstAgent]);
+export function vitalsAt(c: VitalsChunk, i: number, nowSeconds: number): Vitals {
+  const reader = new VitalsReader();
+  reader.admit(c);
+  return { ...reader.at(c, i, nowSeconds) };
 }
 
 /** Lists of a record that has none: shared, so frozen (the engine copies lists it keeps). */
@@ -99,11 +108,10 @@ function blankVitals(): Vitals {
   };
 }
 
-/** Writes record i of chunk c into `v` and returns it. */
-function fill(v: Vitals, c: VitalsChunk, i: number, nowSeconds: number, agentId: string): Vitals {
+/** Writes record i of chunk c into `v` and returns it; `strings` is every label string by number. */
+function fill(v: Vitals, c: VitalsChunk, i: number, nowSeconds: number, agentId: string, strings: readonly string[]): Vitals {
   const num = c.num;
   const ref = c.ref;
-  const strings = c.strings;
   const n = i * NUM_COLS;
   const r = i * REF_COLS;
   const ts = num[n + N_TIMESTAMP];
@@ -139,11 +147,15 @@ function fill(v: Vitals, c: VitalsChunk, i: number, nowSeconds: number, agentId:
 export class VitalsReader {
   private readonly ids: string[] = [];
   private readonly latest: Vitals[] = [];
+  private strings: string[] = [];
 
-  /** Learns the agents first seen in chunk `c`; call for every chunk, in order, before reading it. */
+  /** Learns the agents and strings first used in chunk `c`; call for every chunk, in order, before reading it. */
   admit(c: VitalsChunk): void {
     if (c.firstAgent !== this.ids.length) throw new Error(`replay chunk out of order: agents from ${c.firstAgent}, expected ${this.ids.length}`);
+    if (c.firstString === 0) this.strings = [];
+    else if (c.firstString !== this.strings.length) throw new Error(`replay chunk out of order: strings from ${c.firstString}, expected ${this.strings.length}`);
     for (let k = 0; k < c.agents.length; k++) this.ids.push(c.agents[k]);
+    for (let k = 0; k < c.strings.length; k++) this.strings.push(c.strings[k]);
   }
 
   /** Record i of chunk c, in its agent's object (valid until that agent's next record is read). */
@@ -155,7 +167,7 @@ export class VitalsReader {
       while (this.latest.length <= a) this.latest.push(blankVitals());
       v = this.latest[a];
     }
-    return fill(v, c, i, nowSeconds, this.ids[a]);
+    return fill(v, c, i, nowSeconds, this.ids[a], this.strings);
   }
 }
 
@@ -196,14 +208,17 @@ export class ChunkWriter {
   private agentCount = 0;
   private agents: string[] = [];
   private firstAgent = 0;
+  /** Label string numbers (kept across chunks up to stringLimit). */
   private readonly stringIds = new ByteInterner();
+  private stringCount = 0;
+  private firstString = 0;
   private readonly listIds = new ByteInterner();
-  private readonly stringMap = new Map<string, number>();
 
   /** Writes into `into` (a ring slot) or into arrays of its own. */
   constructor(
     readonly capacity: number,
     into?: { num: Float64Array; ref: Int32Array },
+    private readonly stringLimit = STRING_LIMIT,
   ) {
     this.num = into?.num ?? new Float64Array(capacity * NUM_COLS);
     this.ref = into?.ref ?? new Int32Array(capacity * REF_COLS);
@@ -218,13 +233,10 @@ export class ChunkWriter {
     return this.records === 0 && this.malformed.length === 0;
   }
 
-  /** Id of the ASCII string in buf[start, end) whose FNV-1a hash is `hash`. */
+  /** Number of the ASCII string in buf[start, end) whose FNV-1a hash is `hash`. */
   internBytes(buf: Uint8Array, start: number, end: number, hash: number): number {
     const id = this.stringIds.find(buf, start, end, hash);
-    if (id >= 0) return id;
-    const s = latin1(buf, start, end);
-    this.strings.push(s);
-    return this.stringIds.add(s, hash, this.strings.length - 1);
+    return id >= 0 ? id : this.addString(latin1(buf, start, end), hash);
   }
 
   /** Id of a list whose JSON text is buf[start, end); `items` builds it the first time. */
@@ -243,8 +255,7 @@ export class ChunkWriter {
 
   /** internAgent for an id given as a string (the reference path; agent ids are ASCII by schema). */
   internAgentId(agentId: string): number {
-    let h = FNV_OFFSET;
-    for (let i = 0; i < agentId.length; i++) h = fnv1a(h, agentId.charCodeAt(i));
+    const h = hashOf(agentId);
     const id = this.agentIds.findString(agentId, h);
     return id >= 0 ? id : this.addAgent(agentId, h);
   }
@@ -254,13 +265,16 @@ export class ChunkWriter {
     return this.agentIds.add(agentId, hash, this.agentCount++);
   }
 
+  /** internBytes for a string (the reference path; it may hold any characters, which then never match input bytes). */
   internString(s: string): number {
-    let id = this.stringMap.get(s);
-    if (id === undefined) {
-      id = this.strings.push(s) - 1;
-      this.stringMap.set(s, id);
-    }
-    return id;
+    const h = hashOf(s);
+    const id = this.stringIds.findString(s, h);
+    return id >= 0 ? id : this.addString(s, h);
+  }
+
+  private addString(s: string, hash: number): number {
+    this.strings.push(s);
+    return this.stringIds.add(s, hash, this.stringCount++);
   }
 
   /** Appends a record validated by parseVitals (the reference path, for lines the fast scanner leaves to it). */
@@ -303,7 +317,7 @@ export class ChunkWriter {
    * or in new arrays: the chunk's arrays are not written again either way.
    */
   take(into?: { num: Float64Array; ref: Int32Array }): VitalsChunk {
-    const c: VitalsChunk = { records: this.records, num: this.num, ref: this.ref, agents: this.agents, firstAgent: this.firstAgent, strings: this.strings, lists: this.lists, malformed: this.malformed };
+    const c: VitalsChunk = { records: this.records, num: this.num, ref: this.ref, agents: this.agents, firstAgent: this.firstAgent, strings: this.strings, firstString: this.firstString, lists: this.lists, malformed: this.malformed };
     this.num = into?.num ?? new Float64Array(this.capacity * NUM_COLS);
     this.ref = into?.ref ?? new Int32Array(this.capacity * REF_COLS);
     this.reset();
@@ -317,11 +331,16 @@ export class ChunkWriter {
     this.strings = [];
     this.lists = [];
     this.malformed = [];
-    this.stringIds.clear();
     this.listIds.clear();
-    this.stringMap.clear();
-    this.internString('');
-    this.internString('external');
+    if (this.stringCount > this.stringLimit) {
+      this.stringIds.clear();
+      this.stringCount = 0;
+    }
+    this.firstString = this.stringCount;
+    if (this.stringCount === 0) {
+      this.internString('');
+      this.internString('external');
+    }
   }
 }
 
@@ -330,6 +349,13 @@ export function fnv1a(hash: number, byte: number): number {
   return Math.imul(hash ^ byte, 16777619);
 }
 export const FNV_OFFSET = 0x811c9dc5 | 0;
+
+/** FNV-1a over a string's UTF-16 code units: the same hash as its bytes when it is ASCII. */
+function hashOf(s: string): number {
+  let h = FNV_OFFSET;
+  for (let i = 0; i < s.length; i++) h = fnv1a(h, s.charCodeAt(i));
+  return h;
+}
 
 function latin1(buf: Uint8Array, start: number, end: number): string {
   return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1');

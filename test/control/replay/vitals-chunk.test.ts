@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseLine } from '../../../src/control/replay/parse-line.js';
-import { ChunkWriter, R_AGENT_ID, REF_COLS, vitalsAt, VitalsReader, type VitalsChunk } from '../../../src/control/replay/vitals-chunk.js';
+import { ChunkWriter, R_AGENT_ID, R_MODEL, REF_COLS, VitalsReader, type VitalsChunk } from '../../../src/control/replay/vitals-chunk.js';
 import { RECORD, scanLine } from '../../../src/control/replay/vitals-scanner.js';
 import type { Vitals } from '../../../src/domain/vitals.js';
 
@@ -11,8 +11,8 @@ function line(agent: string, ts: number, extra = ''): string {
 }
 
 /** Writes lines into chunks of `capacity` records the way the parse worker does: the scanner, else parseLine. */
-function chunksOf(lines: string[], capacity: number): VitalsChunk[] {
-  const w = new ChunkWriter(capacity);
+function chunksOf(lines: string[], capacity: number, stringLimit?: number): VitalsChunk[] {
+  const w = new ChunkWriter(capacity, undefined, stringLimit);
   const out: VitalsChunk[] = [];
   for (const l of lines) {
     const bytes = Buffer.from(l);
@@ -60,13 +60,43 @@ describe('VitalsChunk agent numbering and VitalsReader', () => {
         const want = parseLine(lines[k], NOW) as Vitals;
         expect(Object.keys(v)).toEqual(Object.keys(want));
         expect(v).toEqual(want);
-        expect(vitalsAt(c, i, NOW, ['a', 'b', 'c', 'd', 'e'])).toEqual(want);
         if (seen.has(v.agent_id)) expect(v).toBe(seen.get(v.agent_id));
         else for (const other of seen.values()) expect(v).not.toBe(other);
         seen.set(v.agent_id, v);
       }
     }
     expect(seen.size).toBe(5);
+  });
+
+  it('sends each label string once across chunks (one string object per label on the engine thread)', () => {
+    const labelled = ['m1', 'm2', 'm1', 'm2', 'm1', 'm3'].map((m, i) => line('a', i).replace('"m1"', `"${m}"`));
+    const chunks = chunksOf(labelled, 2);
+    expect(chunks.map((c) => [c.firstString, c.strings])).toEqual([
+      [0, ['', 'external', 'm1', 'p', 'm2']],
+      [5, []],
+      [5, ['m3']],
+    ]);
+    const reader = new VitalsReader();
+    const models = chunks.flatMap((c) => (reader.admit(c), Array.from({ length: c.records }, (_, i) => reader.at(c, i, NOW).model)));
+    expect(models).toEqual(['m1', 'm2', 'm1', 'm2', 'm1', 'm3']);
+  });
+
+  it('restarts the string numbering past its limit, still reading every record right', () => {
+    const labelled = ['m1', 'm2', 'm3', 'm4', 'm1', 'm5', 'm1', 'm2'].map((m, i) => line('a', i).replace('"m1"', `"${m}"`));
+    const chunks = chunksOf(labelled, 2, 5);
+    expect(chunks.map((c) => c.firstString)).toEqual([0, 5, 0, 5]);
+    expect(chunks[2].strings.slice(0, 2)).toEqual(['', 'external']);
+    const reader = new VitalsReader();
+    let k = 0;
+    for (const c of chunks) {
+      reader.admit(c);
+      for (let i = 0; i < c.records; i++, k++) expect(reader.at(c, i, NOW)).toEqual(parseLine(labelled[k], NOW));
+    }
+  });
+
+  it('reads a label given with an escape (the JSON.parse path) and the same label read by the scanner as one number', () => {
+    const [c] = chunksOf([line('a', 0).replace('"m1"', '"\\u006d1"'), line('a', 1)], 4);
+    expect(c.ref[R_MODEL]).toBe(c.ref[REF_COLS + R_MODEL]);
   });
 
   it('copies non-empty lists per record and shares a frozen empty one', () => {
