@@ -40,8 +40,10 @@ describe('windowSlice', () => {
 describe('initialWindow: the first paint before the grid can be measured', () => {
   it('guesses the columns from the viewport and the rows from a typical grid top', () => {
     // 1400 px wide: 1348 px of grid → 5 columns of ≥ 250 px; grid at ~400 px in a 1000 px viewport.
-    expect(initialWindow(1400, 1000)).toEqual(gridWindow(GRID_TOP_GUESS, 1348, 1000));
+    expect(initialWindow(1400, 1000)).toEqual(gridWindow(GRID_TOP_GUESS, 1348, 1000, 0));
     expect(initialWindow(1400, 1000).cols).toBe(5);
+    // No overscan rows yet: the rows from the guessed top to the bottom of the viewport.
+    expect(windowSlice(initialWindow(1400, 1000), 1000)).toEqual({ start: 0, end: 30 });
     // Wider than the page's max width: the page, not the window, limits the columns.
     expect(initialWindow(3000, 1000).cols).toBe(initialWindow(1600, 1000).cols);
   });

@@ -23,10 +23,10 @@ export interface GridWindow {
  * The rows of the grid to render, from the grid's top relative to the viewport
  * (negative once scrolled past), its width and the viewport height.
  */
-export function gridWindow(gridTop: number, gridWidth: number, viewportHeight: number): GridWindow {
+export function gridWindow(gridTop: number, gridWidth: number, viewportHeight: number, overscan = OVERSCAN_ROWS): GridWindow {
   const cols = Math.max(1, Math.floor((gridWidth + GAP) / (MIN_COL_W + GAP)));
-  const firstRow = Math.max(0, Math.floor(-gridTop / ROW_H) - OVERSCAN_ROWS);
-  const lastRow = Math.max(firstRow, Math.ceil((viewportHeight - gridTop) / ROW_H) + OVERSCAN_ROWS);
+  const firstRow = Math.max(0, Math.floor(-gridTop / ROW_H) - overscan);
+  const lastRow = Math.max(firstRow, Math.ceil((viewportHeight - gridTop) / ROW_H) + overscan);
   return { cols, firstRow, lastRow };
 }
 
@@ -43,9 +43,10 @@ export const GRID_TOP_GUESS = 400;
 
 /**
  * The window to render before the grid can be measured (the first paint): from the viewport
- * alone, so the first paint already holds about the cards of the measured window and the
- * measurement after it changes little.
+ * alone, and without the overscan rows, which only matter once the page scrolls. The
+ * measurement right after the first paint adds them. With 1,000 agents on a 1400×1000 viewport
+ * this paints 30 cards first instead of 45.
  */
 export function initialWindow(viewportWidth: number, viewportHeight: number): GridWindow {
-  return gridWindow(GRID_TOP_GUESS, Math.min(viewportWidth, PAGE_MAX_W) - SIDE_PADDING, viewportHeight);
+  return gridWindow(GRID_TOP_GUESS, Math.min(viewportWidth, PAGE_MAX_W) - SIDE_PADDING, viewportHeight, 0);
 }

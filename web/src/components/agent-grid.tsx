@@ -11,8 +11,8 @@ import { StatusBadge, statusLabel } from './status';
 /** States from which "Heal now" is offered (API: rejected, quarantined or exhausted). */
 export const HEALABLE: ReadonlySet<Status> = new Set(['rejected', 'quarantined', 'exhausted']);
 
-function Latest({ a }: { a: AgentSummary }) {
-  const v = a.latest;
+/** The latest task's vitals: the only part of a card that changes on every task. */
+const Latest = memo(function Latest({ v }: { v: AgentSummary['latest'] }) {
   if (!v) return <div class="vitals muted">no vitals yet</div>;
   return (
     <div class="vitals" title={`latest task at ${clock(v.timestamp)}`}>
@@ -24,7 +24,71 @@ function Latest({ a }: { a: AgentSummary }) {
       {!v.success && <span class="err">{v.error_type || 'error'}</span>}
     </div>
   );
+});
+
+interface HeadProps {
+  id: string;
+  status: Status;
+  type: string;
+  model: string;
+  external: boolean;
+  mcp: string[];
+  inIncident: boolean;
 }
+
+/**
+ * Name, status, type, model, tags and MCP servers. Memoised on those values: with 1,000 agents
+ * reporting every second, each visible card changes every second, but only in its vitals and
+ * run count, so this part is skipped by the diff.
+ */
+const CardHead = memo(function CardHead({ id, status, type, model, external, mcp, inIncident }: HeadProps) {
+  return (
+    <>
+      <header class="card-head">
+        <a href={`#/agents/${encodeURIComponent(id)}`} class="agent-link" title="Open details">
+          {id}
+        </a>
+        <StatusBadge status={status} />
+      </header>
+      <div class="card-meta">
+        {type}
+        {model && ` · ${model}`}
+        {external && <span class="tag">external</span>}
+        {inIncident && (
+          <span class="tag incident" title="Part of an open provider incident: not quarantined">
+            incident
+          </span>
+        )}
+      </div>
+      {mcp.length > 0 && <div class="mcp">{mcp.join(' · ')}</div>}
+    </>
+  );
+});
+
+/** The infection and healing lines of a contained card (their objects keep their identity across vitals updates). */
+const CardFindings = memo(function CardFindings({ status, infection, diagnosis, healing }: Pick<AgentSummary, 'status' | 'infection' | 'diagnosis' | 'healing'>) {
+  return (
+    <>
+      {infection && status !== 'healthy' && status !== 'learning' && (
+        <div class="card-line" title={`${sigma(infection.max_deviation)} ${infection.anomalies.map(words).join(', ')}${diagnosis ? ` → ${words(diagnosis.diagnosis)}` : ''}`}>
+          <strong class={`sev sev-${infection.severity}`}>{sigma(infection.max_deviation)}</strong> {infection.anomalies.map(words).join(', ')}
+          {diagnosis && (
+            <span class="muted">
+              {' '}
+              → {words(diagnosis.diagnosis)} {percent(diagnosis.confidence)}
+            </span>
+          )}
+        </div>
+      )}
+      {healing && (status === 'healing' || status === 'probation') && (
+        <div class="card-line">
+          {healing.action ? words(healing.action) : 'next step'} · attempt {healing.attempt}
+          {healing.trigger && ` · ${words(healing.trigger)}`}
+        </div>
+      )}
+    </>
+  );
+});
 
 interface CardProps {
   a: AgentSummary;
@@ -34,47 +98,14 @@ interface CardProps {
   inIncident: boolean;
 }
 
-/** One agent. Memoised: re-renders only when its summary object or busy flag changes. */
+/** One agent. Memoised: re-renders only when its summary object or busy flag changes, and then mostly its vitals. */
 export const AgentCard = memo(function AgentCard({ a, busy, canAct, inIncident }: CardProps) {
   const ctl = useContext(ControllerContext);
-  const href = `#/agents/${encodeURIComponent(a.id)}`;
   return (
     <article class={`card st-border-${a.status}`} data-agent={a.id} data-status={a.status}>
-      <header class="card-head">
-        <a href={href} class="agent-link" title="Open details">
-          {a.id}
-        </a>
-        <StatusBadge status={a.status} />
-      </header>
-      <div class="card-meta">
-        {a.type}
-        {a.model && ` · ${a.model}`}
-        {a.source === 'external' && <span class="tag">external</span>}
-        {inIncident && (
-          <span class="tag incident" title="Part of an open provider incident: not quarantined">
-            incident
-          </span>
-        )}
-      </div>
-      {a.mcp_servers.length > 0 && <div class="mcp">{a.mcp_servers.join(' · ')}</div>}
-      <Latest a={a} />
-      {a.infection && a.status !== 'healthy' && a.status !== 'learning' && (
-        <div class="card-line" title={`${sigma(a.infection.max_deviation)} ${a.infection.anomalies.map(words).join(', ')}${a.diagnosis ? ` → ${words(a.diagnosis.diagnosis)}` : ''}`}>
-          <strong class={`sev sev-${a.infection.severity}`}>{sigma(a.infection.max_deviation)}</strong> {a.infection.anomalies.map(words).join(', ')}
-          {a.diagnosis && (
-            <span class="muted">
-              {' '}
-              → {words(a.diagnosis.diagnosis)} {percent(a.diagnosis.confidence)}
-            </span>
-          )}
-        </div>
-      )}
-      {a.healing && (a.status === 'healing' || a.status === 'probation') && (
-        <div class="card-line">
-          {a.healing.action ? words(a.healing.action) : 'next step'} · attempt {a.healing.attempt}
-          {a.healing.trigger && ` · ${words(a.healing.trigger)}`}
-        </div>
-      )}
+      <CardHead id={a.id} status={a.status} type={a.type} model={a.model} external={a.source === 'external'} mcp={a.mcp_servers} inIncident={inIncident} />
+      <Latest v={a.latest} />
+      <CardFindings status={a.status} infection={a.infection} diagnosis={a.diagnosis} healing={a.healing} />
       <footer class="card-foot">
         <span class="muted">
           {count(a.executions)} runs · {a.status === 'learning' ? 'learning' : 'since'} {clock(a.since)}
