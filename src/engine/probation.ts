@@ -28,6 +28,13 @@ const PASS_SIGMA = 1;
 const FAIL_SIGMA = 1.75;
 /** Probation is extended up to this many times PROBATION_SAMPLES while the evidence is in between. */
 const MAX_EXTENSION = 3;
+/**
+ * A rate fault (retries, errors) is only visible in counts: five quiet samples of an agent that retries
+ * 0.8 times per task still happen about one time in ten. So a watched rate must have had the chance to
+ * show SICK_EVENTS events at SICK_RATE_FACTOR times its baseline rate before it may pass.
+ */
+const SICK_RATE_FACTOR = 3;
+const SICK_EVENTS = 3;
 
 const scratch = new Float64Array(NC);
 
@@ -59,24 +66,58 @@ export function watchedDeviations(t: ProbationTally, b: Baseline, infection: Inf
   return out;
 }
 
+/** The rate a still-sick agent would show: SICK_RATE_FACTOR × its baseline rate (floored). */
+function sickRate(b: Baseline, j: number, cfg: EngineConfig): { healthy: number; sick: number } {
+  const healthy = Math.max(b.rate[j], RATES[j].kind === 'bernoulli' ? cfg.errorRateFloor : cfg.retryRateFloor);
+  return { healthy, sick: Math.min(SICK_RATE_FACTOR * healthy, 0.99) };
+}
+
+/** Whether every rate the infection named has had enough samples for a still-sick agent to show it. */
+function rateEvidenceEnough(t: ProbationTally, b: Baseline, infection: Infection | null, cfg: EngineConfig): boolean {
+  if (!infection) return true;
+  for (let j = 0; j < NR; j++) {
+    if (infection.anomalies.includes(RATES[j].anomaly) && t.n * sickRate(b, j, cfg).sick < SICK_EVENTS) return false;
+  }
+  return true;
+}
+
+/**
+ * At the end of an extended probation a rate is judged by which is likelier, the healthy or the sick
+ * rate, rather than by its tail σ: a cured agent with a low baseline rate that happens to retry three
+ * times in fifteen tasks is 1.75σ out, yet four times likelier healthy than sick.
+ */
+function rateLikelierSick(t: ProbationTally, b: Baseline, j: number, cfg: EngineConfig): boolean {
+  const k = t.sums[NC + j];
+  const { healthy: r0, sick: r1 } = sickRate(b, j, cfg);
+  const llr = RATES[j].kind === 'bernoulli' ? k * Math.log(r1 / r0) + (t.n - k) * Math.log((1 - r1) / (1 - r0)) : k * Math.log(r1 / r0) - t.n * (r1 - r0);
+  return llr > 0;
+}
+
 export type ProbationDecision = { kind: 'wait' } | { kind: 'pass' } | { kind: 'fail'; deviations: Record<string, number> };
 
 /**
  * After PROBATION_SAMPLES samples: pass when every watched metric's mean is
- * within PASS_SIGMA of normal, fail when one is beyond FAIL_SIGMA, otherwise
- * keep watching (up to MAX_EXTENSION× as long, then the stricter side wins).
+ * within PASS_SIGMA of normal (and a watched rate has had time to show), fail
+ * when one is beyond FAIL_SIGMA, otherwise keep watching (up to MAX_EXTENSION×
+ * as long; then a continuous metric fails beyond PASS_SIGMA, a rate when the
+ * sick rate explains its count better than the healthy one).
  */
 export function probationDecision(t: ProbationTally, b: Baseline, infection: Infection | null, cfg: EngineConfig): ProbationDecision {
   if (t.n < cfg.probationSamples) return { kind: 'wait' };
   const dev = watchedDeviations(t, b, infection, cfg);
   const worst = Math.max(0, ...Object.values(dev));
   const last = t.n >= MAX_EXTENSION * cfg.probationSamples;
+  if (worst < PASS_SIGMA && (last || rateEvidenceEnough(t, b, infection, cfg))) return { kind: 'pass' };
   // The standard error of a mean of n unit-variance samples is 1/√n: early windows need a clearer answer.
-  if (worst < PASS_SIGMA) return { kind: 'pass' };
-  if (worst >= FAIL_SIGMA + 1 / Math.sqrt(t.n) || (last && worst >= PASS_SIGMA)) {
-    const rounded: Record<string, number> = {};
-    for (const [k, x] of Object.entries(dev)) rounded[k] = Math.round(x * 100) / 100;
-    return { kind: 'fail', deviations: rounded };
-  }
-  return { kind: 'wait' };
+  const failed = worst >= FAIL_SIGMA + 1 / Math.sqrt(t.n) || (last && stillSickAtLast(t, b, dev, cfg));
+  if (!failed) return last ? { kind: 'pass' } : { kind: 'wait' };
+  const rounded: Record<string, number> = {};
+  for (const [k, x] of Object.entries(dev)) rounded[k] = Math.round(x * 100) / 100;
+  return { kind: 'fail', deviations: rounded };
+}
+
+function stillSickAtLast(t: ProbationTally, b: Baseline, dev: Record<string, number>, cfg: EngineConfig): boolean {
+  for (let i = 0; i < NC; i++) if ((dev[CONTINUOUS[i].key] ?? 0) >= PASS_SIGMA) return true;
+  for (let j = 0; j < NR; j++) if (RATES[j].key in dev && rateLikelierSick(t, b, j, cfg)) return true;
+  return false;
 }

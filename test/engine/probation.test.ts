@@ -56,4 +56,39 @@ describe('probation', () => {
     expect(probationDecision(t, b, toolInfection, cfg).kind).toBe('pass');
     expect(probationDecision(t, b, null, cfg).kind).toBe('fail');
   });
+
+  describe('rate faults (retries)', () => {
+    const retryInfection: Infection = { ...toolInfection, anomalies: ['high_retry_rate'], deviations: { retry_rate: 4 } };
+    const withRetries = (next: () => ReturnType<ReturnType<typeof makeVitals>>, retries: number) => ({ ...next(), retries });
+
+    it('does not pass five quiet samples: a still-sick agent retrying 0.8 times per task shows none that often', () => {
+      const { b, next } = trained();
+      const t = newTally();
+      for (let i = 0; i < cfg.probationSamples; i++) addSample(t, b, withRetries(next, 0), cfg);
+      expect(probationDecision(t, b, retryInfection, cfg).kind).toBe('wait');
+      // a tool fault's probation with the same samples passes at once: only rate faults need the longer look
+      expect(probationDecision(t, b, toolInfection, cfg).kind).toBe('pass');
+    });
+
+    it('passes once a sick rate would have shown itself, and fails when the retries are still there', () => {
+      const { b, next } = trained();
+      const quiet = newTally();
+      let d = probationDecision(quiet, b, retryInfection, cfg);
+      for (let i = 0; i < 3 * cfg.probationSamples && d.kind === 'wait'; i++) {
+        addSample(quiet, b, withRetries(next, i === 7 ? 1 : 0), cfg);
+        d = probationDecision(quiet, b, retryInfection, cfg);
+      }
+      expect(d.kind).toBe('pass');
+      expect(quiet.n).toBeGreaterThan(cfg.probationSamples);
+
+      const sick = newTally();
+      d = probationDecision(sick, b, retryInfection, cfg);
+      for (let i = 0; i < 3 * cfg.probationSamples && d.kind === 'wait'; i++) {
+        addSample(sick, b, withRetries(next, i % 2), cfg);
+        d = probationDecision(sick, b, retryInfection, cfg);
+      }
+      expect(d.kind).toBe('fail');
+    });
+  });
 });
+
