@@ -111,8 +111,12 @@ function parseScanner(path: string): Timing {
 async function engineOnlyChild(path: string): Promise<void> {
   const all: Vitals[] = [];
   // A copy of each record: the replay reuses one record object per agent.
-  const keep = { eventTime: 0, recordInto: (v: Vitals) => all.push({ ...v }), malformed: () => [] } as unknown as EventTimeReplayer;
-  for await (const _ of replayFile({ path }, keep)) {
+  class Keep extends EventTimeReplayer {
+    override recordInto(v: Vitals): void {
+      all.push({ ...v });
+    }
+  }
+  for await (const _ of replayFile({ path }, new Keep(), { warmUp: false })) {
     // collecting
   }
   let seconds = 0;

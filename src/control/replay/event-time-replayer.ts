@@ -2,6 +2,7 @@ import type { ImmuneEvent } from '../../domain/events.js';
 import type { Vitals } from '../../domain/vitals.js';
 import type { EngineConfig } from '../../engine/config.js';
 import { ImmuneEngine, type Outcome } from '../../engine/engine.js';
+import type { VitalsChunk, VitalsReader } from './vitals-chunk.js';
 
 /** One line of `immune replay` output (DESIGN §2). Fleet incidents use agent_id "fleet:<group>" and list the agents. */
 export interface Detection {
@@ -100,6 +101,21 @@ export class EventTimeReplayer {
       this.collect(this.engine.tick(v.timestamp));
     }
     this.collect(this.engine.observe(v));
+  }
+
+  /**
+   * Feeds a chunk from the parse worker: its records (read with `reader`, which must have seen every
+   * chunk before it) and its malformed lines, in input order; detections are appended to `out`.
+   */
+  feedChunk(reader: VitalsReader, c: VitalsChunk, out: Detection[]): void {
+    reader.admit(c);
+    const bad = c.malformed;
+    let m = 0;
+    for (let i = 0; i < c.records; i++) {
+      for (; m < bad.length && bad[m].before === i; m++) this.malformed(bad[m].line, bad[m].reason);
+      this.recordInto(reader.at(c, i, this.eventTime), out);
+    }
+    for (; m < bad.length; m++) this.malformed(bad[m].line, bad[m].reason);
   }
 
   /** A line that is not a valid record: counted and reported, or ReplayAbort under --strict. */
