@@ -1,4 +1,5 @@
 import type { Vitals } from '../../domain/vitals.js';
+import { seededRandom } from '../../sim/random.js';
 import { EventTimeReplayer, type Detection } from './event-time-replayer.js';
 import { ChunkWriter, VitalsReader } from './vitals-chunk.js';
 
@@ -64,8 +65,9 @@ function conditionOf(agent: number, round: number): Condition {
 
 /** The fleet's records in timestamp order. Agent 10 deploys a new prompt at round 800, agent 11 switches model at 900. */
 function* syntheticFleet(): Generator<Vitals> {
-  const random = mulberry32(1);
-  const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  const rnd = seededRandom(1);
+  const random = rnd.next;
+  const gauss = rnd.normal;
   const start = 1_767_225_600;
   for (let round = 0; round < ROUNDS; round++) {
     for (let a = 0; a < AGENTS; a++) {
@@ -95,16 +97,4 @@ function* syntheticFleet(): Generator<Vitals> {
       };
     }
   }
-}
-
-/** A small seeded PRNG (uniform in [0, 1)): the warm-up is the same every run. */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
