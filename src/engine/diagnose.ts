@@ -19,6 +19,10 @@ const LABEL: Record<string, string> = {
   error_rate: 'error rate',
 };
 
+/** Tool calls this far above normal (not yet an anomaly of their own) alongside a latency spike point to a loop rather than a slow tool. */
+const LOOP_TOOL_RATIO = 1.75;
+const LOOP_TOOL_SIGMA = 2;
+
 function fmt(key: string, inf: Infection, ctx: DiagnosisContext): string {
   const r = ctx.ratios[key];
   const d = inf.deviations[key] ?? 0;
@@ -71,8 +75,12 @@ export function diagnose(inf: Infection, ctx: DiagnosisContext): Diagnosis {
     add('prompt_drift', clear ? 0.82 : 0.66, `${cap(fmt('output_tokens', inf, ctx))} while input is ${IN ? 'less affected' : 'normal'}: runaway generation, the agent no longer follows its prompt's limits.`);
   }
 
+  // Each tool call costs time, so a loop often confirms on latency before its (small, noisy) counts do.
+  const latencyFromTools = LAT && !TOOL && !tokenShape && ((ctx.ratios.tools ?? 1) >= LOOP_TOOL_RATIO || dev('tools') >= LOOP_TOOL_SIGMA);
   if (TOOL && !pc) {
     add('infinite_loop', 0.88, `${cap(fmt('tools', inf, ctx))} with no prompt change: the agent is likely stuck repeating tool calls.`);
+  } else if (latencyFromTools && !pc) {
+    add('infinite_loop', 0.8, `${cap(fmt('latency', inf, ctx))} with ${fmt('tools', inf, ctx)}: the extra time is spent repeating tool calls.`);
   } else if (TOOL) {
     add('infinite_loop', 0.4, `${cap(fmt('tools', inf, ctx))}: the agent may be looping on tools.`);
   }
@@ -86,7 +94,7 @@ export function diagnose(inf: Infection, ctx: DiagnosisContext): Diagnosis {
 
   if ((LAT || ERR || RET) && !tokenShape && !TOOL && !COST) {
     const parts = [LAT ? fmt('latency', inf, ctx) : '', ERR ? fmt('error_rate', inf, ctx) : '', RET ? fmt('retry_rate', inf, ctx) : ''].filter(Boolean);
-    const conf = pc ? 0.5 : LAT && (ERR || RET) ? 0.85 : 0.75;
+    const conf = pc ? 0.5 : LAT && (ERR || RET) ? 0.85 : latencyFromTools ? 0.6 : 0.75;
     add('tool_instability', conf, `${cap(parts.join(', '))} while token use is normal: a tool or MCP server the agent depends on is slow or failing.`);
   } else if (LAT && (ERR || RET)) {
     add('tool_instability', 0.35, `${cap(fmt('latency', inf, ctx))} with failures: tools may be unstable as well.`);

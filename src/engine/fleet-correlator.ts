@@ -127,15 +127,21 @@ export class FleetCorrelator {
     let judged = 0;
     for (const k of keys) {
       const g = this.groups.get(k);
-      if (!g || countSince(g.seen, now - this.cfg.fleetWindowSeconds) < this.cfg.fleetMinAgents) continue;
+      const active = g ? countSince(g.seen, now - this.cfg.fleetWindowSeconds) : 0;
+      if (!g || active < this.cfg.fleetMinAgents) continue;
       let calm = 0;
       let strained = 0;
+      let own = 0;
       for (const [a, t] of g.seen) {
-        if (a === agentId || t < since || g.own.has(a)) continue;
-        if (g.strained.has(a)) strained++;
+        if (a === agentId || t < since) continue;
+        if (g.own.has(a)) own++;
+        else if (g.strained.has(a)) strained++;
         else calm++;
       }
-      if (calm < this.cfg.fleetMinAgents || strained * CALM_RATIO > calm) return false;
+      // In a small group, calm peers and peers sick on their own can leave too few possible witnesses for
+      // an incident to ever qualify: waiting out the hold would then only delay the quarantine.
+      const noIncidentPossible = calm + own > 0 && active - calm - own < this.cfg.fleetMinAgents;
+      if (!noIncidentPossible && (calm < this.cfg.fleetMinAgents || strained * CALM_RATIO > calm)) return false;
       judged++;
     }
     return judged > 0;

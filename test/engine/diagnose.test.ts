@@ -112,6 +112,14 @@ describe('diagnose: ranked hypotheses an operator can read', () => {
     expect(diagnose(infection(['tool_explosion'], { tools: 6 }), { ratios: { tools: 5 } }).hypotheses[0].diagnosis).toBe('infinite_loop');
   });
 
+  it('a latency spike with tool calls up (not yet an anomaly) is a loop; with tool calls normal it is a slow tool', () => {
+    const loop = diagnose(infection(['latency_spike'], { latency: 3, tools: 2.3 }), { ratios: { latency: 2 } });
+    expect(loop.hypotheses.map((h) => h.diagnosis).slice(0, 2)).toEqual(['infinite_loop', 'tool_instability']);
+    expect(loop.hypotheses[0].reasoning).toMatch(/tool calls up 2\.3σ/);
+    const slowTool = diagnose(infection(['latency_spike'], { latency: 3, tools: 0.4 }), { ratios: { latency: 2 } });
+    expect(slowTool.hypotheses[0].diagnosis).toBe('tool_instability');
+  });
+
   it('a pattern that matches nothing is unknown, with low confidence', () => {
     const dx = diagnose(infection([], {}), { ratios: {} });
     expect(dx.hypotheses).toHaveLength(1);

@@ -89,7 +89,8 @@ describe('FleetCorrelator', () => {
   it('peers with trouble of their own neither contradict nor support an outage', () => {
     const f = new FleetCorrelator(cfg);
     const keys = groupsOf('m', 'p');
-    for (let i = 0; i < 6; i++) f.note(keys, `a${i}`, 100, false);
+    // ten agents: enough that a few calm or own-sick peers never rule an incident out by count alone
+    for (let i = 0; i < 10; i++) f.note(keys, `a${i}`, 100, false);
     // a0 is held since 105; three calm peers since then contradict an outage…
     for (const a of ['a1', 'a2', 'a3']) f.note(keys, a, 110, false);
     expect(f.peersContradict(keys, 'a0', 105, 111)).toBe(true);
@@ -103,6 +104,28 @@ describe('FleetCorrelator', () => {
     f.note(keys, 'a5', 113, false, false, true);
     f.note(keys, 'a3', 113, false, false, true);
     expect(f.peersContradict(keys, 'a0', 105, 114)).toBe(false);
+  });
+
+  it('in a group of three, one calm peer contradicts an outage: an incident needs three affected agents', () => {
+    const f = new FleetCorrelator(cfg);
+    const small = groupsOf('small-model', 'p-small');
+    for (const a of ['a0', 'a1', 'a2']) f.note(small, a, 100, false);
+    // no peer has reported since a0 became slow: all three could be in an outage together
+    expect(f.peersContradict(small, 'a0', 105, 105)).toBe(false);
+    // one calm peer leaves two possible witnesses, too few for an incident
+    f.note(small, 'a1', 106, false);
+    expect(f.peersContradict(small, 'a0', 105, 106)).toBe(true);
+    // so does a peer sick on its own (it is no witness)
+    const mixed = groupsOf('mixed-model', 'p-mixed');
+    for (const a of ['m0', 'm1', 'm2']) f.note(mixed, a, 100, false);
+    f.note(mixed, 'm1', 106, false, true, true);
+    expect(f.peersContradict(mixed, 'm0', 105, 106)).toBe(true);
+    // in a group of six the same calm peers prove nothing: four others could still be in trouble
+    const big = groupsOf('big-model', 'p-big');
+    for (let i = 0; i < 6; i++) f.note(big, `b${i}`, 100, false);
+    f.note(big, 'b1', 106, false);
+    f.note(big, 'b2', 107, false);
+    expect(f.peersContradict(big, 'b0', 105, 107)).toBe(false);
   });
 
   it('refuses to open an incident for a group it has never seen', () => {
@@ -185,8 +208,7 @@ describe('provider incidents through the engine', () => {
     {
       what: 'three agents of one model sick with different infections at once are each quarantined',
       kinds: ['token_explosion', 'tool_loop', 'prompt_drift'],
-      // (a tool loop that feeds its results back confirms on input tokens first in this fleet: a diagnosis matter, not a fleet one)
-      expected: { 'agent-0': 'prompt_drift', 'agent-1': 'memory_corruption', 'agent-2': 'prompt_drift' },
+      expected: { 'agent-0': 'prompt_drift', 'agent-1': 'infinite_loop', 'agent-2': 'prompt_drift' },
     },
     {
       what: 'a slow agent whose slow peers all have faults of their own is quarantined for its own latency',
