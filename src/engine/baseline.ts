@@ -90,7 +90,7 @@ export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Inf
     const alpha = w * base;
     const alphaV = w * baseV;
     const x = X[i];
-    const unclipped = Math.log1p(x);
+    const unclipped = log1pOf(x);
     let y = unclipped;
     if (first) {
       b.mean[i] = y;
@@ -135,6 +135,24 @@ export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Inf
 
 /** Scratch for one sample's values (learn is not re-entrant). */
 const X = new Float64Array(NC);
+
+/** Integers below this have their log1p remembered (256 KB, touched only where used). */
+const LOG1P_INTS = 1 << 15;
+/** Math.log1p(k) for integer k, filled on first use (0 = not yet: log1p(k) > 0 for k ≥ 1). */
+const LOG1P = new Float64Array(LOG1P_INTS);
+
+/**
+ * Math.log1p(x), the same double: latency, token and tool counts are usually whole numbers and
+ * repeat, and a table read is several times cheaper than the library call on the per-sample path.
+ */
+export function log1pOf(x: number): number {
+  if (x === 0) return x; // log1p(±0) is ±0
+  if (x > 0 && x < LOG1P_INTS && (x | 0) === x) {
+    const y = LOG1P[x];
+    return y !== 0 ? y : (LOG1P[x] = Math.log1p(x));
+  }
+  return Math.log1p(x);
+}
 
 export interface MetricBaseline {
   mean: number;

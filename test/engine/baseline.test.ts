@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { rng } from '../../bench/detect/rng.js';
 import type { Vitals } from '../../src/domain/vitals.js';
-import { describeBaseline, effectiveSigma, isReady, learn, newBaseline, restoreBaseline, snapshotBaseline, type Baseline } from '../../src/engine/baseline.js';
+import { describeBaseline, effectiveSigma, isReady, learn, log1pOf, newBaseline, restoreBaseline, snapshotBaseline, type Baseline } from '../../src/engine/baseline.js';
 import { engineConfig } from '../../src/engine/config.js';
 import { CONTINUOUS, NC } from '../../src/engine/metrics.js';
 
@@ -174,5 +174,14 @@ describe('metric readers', () => {
     const out = new Float64Array(NC);
     readContinuous(v, out);
     expect(Array.from(out)).toEqual(CONTINUOUS.map((m) => m.read(v)));
+  });
+});
+
+describe('log1pOf (remembered log1p of whole numbers on the per-sample path)', () => {
+  it('gives exactly the double Math.log1p gives, remembered or not, including ±0, the table edge, fractions and huge values', () => {
+    const r = rng(7);
+    const xs = [0, -0, 1, 2, 32767, 32768, 32769, 0.5, 1e-300, 1e12, 2 ** 31, Number.MIN_VALUE];
+    for (let i = 0; i < 20_000; i++) xs.push(Math.floor(r.next() * 40_000), r.next() * 5000);
+    for (const pass of [1, 2]) for (const x of xs) expect(Object.is(log1pOf(x), Math.log1p(x)), `${x} (pass ${pass})`).toBe(true);
   });
 });
