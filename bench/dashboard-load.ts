@@ -22,8 +22,8 @@
  *
  * `--compare DIR` measures a second build (e.g. `git archive HEAD | tar -x -C DIR`, a
  * node_modules symlink and `npm run build` there) in the same run: the two quiet fleets run
- * side by side and their page loads alternate; the live fleets run one after the other (DIR
- * first), since two simulators at once would double the load being measured.
+ * side by side and their page loads alternate; the live fleets take turns (DIR first) for
+ * `--rounds` rounds (default 3), since two simulators at once would double the load being measured.
  * Results also go to bench/results/dashboard-load.json.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -35,7 +35,13 @@ import { artifactPath, launchBrowser } from '../test/support/browser.js';
 import { startImmune, type ImmuneProcess } from '../test/support/immune-process.js';
 
 const { values } = parseArgs({
-  options: { agents: { type: 'string', default: '1000' }, runs: { type: 'string', default: '7' }, observe: { type: 'string', default: '10' }, compare: { type: 'string' } },
+  options: {
+    agents: { type: 'string', default: '1000' },
+    runs: { type: 'string', default: '7' },
+    observe: { type: 'string', default: '10' },
+    compare: { type: 'string' },
+    rounds: { type: 'string', default: '3' },
+  },
 });
 const AGENTS = Number(values.agents);
 const RUNS = Number(values.runs);
@@ -222,13 +228,24 @@ async function observeLive(browser: Browser, proc: ImmuneProcess, storageState: 
   }
   await page.screenshot({ path: artifactPath('dashboard-1000-agents.png') });
   await ctx.close();
+  return { seconds: OBSERVE_S, cpuMs, long: live.long, gaps: live.gaps, searches };
+}
+
+type Observation = Awaited<ReturnType<typeof observeLive>>;
+
+/** Observations of several rounds, pooled. */
+function summariseUpdates(obs: Observation[]) {
+  const seconds = obs.reduce((a, o) => a + o.seconds, 0);
+  const long = obs.flatMap((o) => o.long);
+  const gaps = obs.flatMap((o) => o.gaps);
+  const searches = obs.flatMap((o) => o.searches);
   return {
-    seconds: OBSERVE_S,
-    main_thread_cpu_pct: round((cpuMs / (OBSERVE_S * 1000)) * 100),
-    long_tasks_per_s: round(live.long.length / OBSERVE_S),
-    long_task_ms: { median: round(live.long.length ? median(live.long) : 0), max: round(live.long.length ? Math.max(...live.long) : 0) },
-    busy_in_long_tasks_pct: round((live.long.reduce((a, b) => a + b, 0) / (OBSERVE_S * 1000)) * 100),
-    frame_gap_ms: { p50: round(pct(live.gaps, 0.5)), p95: round(pct(live.gaps, 0.95)), max: round(Math.max(...live.gaps)) },
+    seconds,
+    main_thread_cpu_pct: round((obs.reduce((a, o) => a + o.cpuMs, 0) / (seconds * 1000)) * 100),
+    long_tasks_per_s: round(long.length / seconds),
+    long_task_ms: { median: round(long.length ? median(long) : 0), max: round(long.length ? Math.max(...long) : 0) },
+    busy_in_long_tasks_pct: round((long.reduce((a, b) => a + b, 0) / (seconds * 1000)) * 100),
+    frame_gap_ms: { p50: round(pct(gaps, 0.5)), p95: round(pct(gaps, 0.95)), max: round(Math.max(...gaps)) },
     search_ms: { median: round(median(searches)), max: round(Math.max(...searches)) },
   };
 }
@@ -318,26 +335,43 @@ async function quietPhase(roots: string[]) {
   }
 }
 
-/** Live fleets run one at a time: two simulators at once would double the server load being measured. */
-async function livePhase(root: string) {
+/**
+ * One live fleet at a time: two simulators at once would double the server load being measured.
+ * With --compare, the builds take turns for ROUNDS rounds (A B A B …), so both see the machine's
+ * load of the same minutes; the loads and observations of the rounds are pooled.
+ */
+async function livePhase(root: string, runs: number) {
   const proc = await inDir(root, () => startImmune({ args: ['demo', '--agents', String(AGENTS), '--no-chaos', '--duration', '0'], env: { OPERATOR_TOKEN: TOKEN }, startTimeoutMs: 60_000 }));
   try {
     await waitForFleet(proc, 2);
     const session = await sessionState(browser, proc);
-    const load = load1();
-    const [loads] = await measureLoads(browser, [{ proc, storageState: session }]);
-    const updates = await observeLive(browser, proc, session);
+    const start = load1();
+    const loads: Load[] = [];
+    for (let i = 0; i < runs; i++) loads.push(await measureLoad(browser, proc, session));
+    const observation = await observeLive(browser, proc, session);
     const stream = await measureStream(proc, streamPath(root), 5);
-    return { load_average_1m: { start: load, end: load1() }, ...summarise(loads), live_updates: updates, stream };
+    return { load: [start, load1()], loads, observation, stream };
   } finally {
     await proc.stop();
   }
 }
 
 const quiet: Record<string, Awaited<ReturnType<typeof quietPhase>>[number]> = {};
-const live: Record<string, Awaited<ReturnType<typeof livePhase>>> = {};
+const ROUNDS = builds.length > 1 ? Number(values.rounds) : 1;
+const rounds: Record<string, Array<Awaited<ReturnType<typeof livePhase>>>> = {};
 for (const [k, r] of (await quietPhase(builds.map((b) => b.root))).entries()) quiet[builds[k].name] = r;
-for (const b of builds) live[b.name] = await livePhase(b.root);
+for (let r = 0; r < ROUNDS; r++) for (const b of builds) (rounds[b.name] ??= []).push(await livePhase(b.root, Math.ceil(RUNS / ROUNDS)));
+const live = Object.fromEntries(
+  Object.entries(rounds).map(([name, rs]) => [
+    name,
+    {
+      load_average_1m_by_round: rs.map((r) => r.load),
+      ...summarise(rs.flatMap((r) => r.loads)),
+      live_updates: summariseUpdates(rs.map((r) => r.observation)),
+      stream: rs[rs.length - 1].stream,
+    },
+  ]),
+);
 await browser.close();
 
 const result = { agents: AGENTS, runs: RUNS, load_average_1m: { before: loadBefore, after: load1() }, builds, quiet_fleet: quiet, live_fleet: live };
