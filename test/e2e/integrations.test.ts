@@ -15,8 +15,8 @@ import { startImmune, type ImmuneProcess } from '../support/immune-process.js';
 import { until } from '../support/scripted-http.js';
 
 /*
- * The three integrations against the real product (`immune serve`, as users
- * run it): a Python agent using sdk/python/immune_sdk.py, a TypeScript agent
+ * The three integrations against the real product (`immune run`, what
+ * `npm start` runs, simulated fleet included): a Python agent using sdk/python/immune_sdk.py, a TypeScript agent
  * whose official openai client is instrumented with instrumentOpenAI (against
  * a local OpenAI-compatible server), and an agent instrumented with the real
  * OpenTelemetry SDK exporting GenAI spans to POST /v1/traces, healed through
@@ -331,10 +331,11 @@ class OtelAgent {
 // ───────────────────────────── the test ─────────────────────────────
 
 beforeAll(async () => {
+  // `immune run` is what `npm start` runs: the three real agents report beside its simulated fleet (with
+  // chaos on), into the default embedded SQLite store.
   immune = await startImmune({
-    args: ['serve'],
+    args: ['run'],
     env: {
-      IMMUNE_STORE: 'memory',
       INGEST_API_KEY: INGEST_KEY,
       OPERATOR_TOKEN,
       WEBHOOK_SECRET: SECRET,
@@ -349,7 +350,7 @@ beforeAll(async () => {
       .then(async (r: { agents: Array<{ id: string }> }) => {
         for (const a of r.agents) {
           const res = await op('POST', `/api/v1/agents/${a.id}/approve`, {});
-          if (res.ok) approvals.push(a.id);
+          if (res.ok && AGENTS.includes(a.id)) approvals.push(a.id);
         }
       })
       .catch(() => undefined);
@@ -362,7 +363,7 @@ afterAll(async () => {
   await immune?.stop();
 });
 
-describe('agent integrations end to end against `immune serve`', () => {
+describe('agent integrations end to end against `immune run` (npm start)', () => {
   it('a Python SDK agent, an openai-helper agent and an OpenTelemetry agent are each quarantined, healed by their directive and released by probation', async () => {
     const rnd = seededRandom(5);
     // The fake model rambles at high temperature.
