@@ -135,8 +135,9 @@ export class EventTimeReplayer {
   }
 
   private collect(o: Outcome): void {
-    for (const e of o.events) {
-      const d = toDetection(e);
+    const events = o.events;
+    for (let k = 0; k < events.length; k++) {
+      const d = toDetection(events[k]);
       if (d) {
         if (this.found === NONE) this.found = [];
         this.found.push(d);
