@@ -1,6 +1,7 @@
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeOverview, expandVitals, type VitalsMessage } from '../../web/src/compact.js';
+import { acceptsGzip } from '../../src/server/routes/agents.js';
 import { OPERATOR_TOKEN, startProduct, vitalsFor } from '../support/product.js';
 
 /**
@@ -99,6 +100,17 @@ describe('GET /api/v1/overview?form=compact', () => {
     expect(JSON.parse(plain.body.toString('utf8')).agents).toEqual(unzipped.agents);
   });
 
+  it.each([
+    ['gzip, deflate, br', true],
+    ['br;q=1.0, gzip;q=0.8', true],
+    ['*', true],
+    ['gzip;q=0', false],
+    ['identity', false],
+    [undefined, false],
+  ])('Accept-Encoding %s → gzip %s', (header, expected) => {
+    expect(acceptsGzip(header)).toBe(expected);
+  });
+
   it('rejects an unknown form with 400', async () => {
     expect((await s.op('GET', '/api/v1/overview?form=tiny')).status).toBe(400);
   });
@@ -151,5 +163,11 @@ describe('GET /api/v1/stream?form=compact', () => {
     expect(msgs.some((m) => m.event === 'vitals')).toBe(false);
     const a = msgs.filter((m) => m.event === 'agents').flatMap((m) => m.data as Array<{ id: string; executions: number; latest: unknown }>).find((x) => x.id === 'feed-1');
     expect(a).toMatchObject({ executions: 7, latest: expect.any(Object) });
+  });
+});
+
+describe('form parameter', () => {
+  it('rejects an unknown stream form with 400 before the stream starts', async () => {
+    expect((await s.op('GET', '/api/v1/stream?form=tiny')).status).toBe(400);
   });
 });

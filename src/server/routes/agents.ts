@@ -47,15 +47,20 @@ function overviewCache(now: () => number) {
   };
 }
 
-function acceptsGzip(req: FastifyRequest): boolean {
-  const h = req.headers['accept-encoding'];
-  return typeof h === 'string' && /\bgzip\b/.test(h);
+/** Accept-Encoding names gzip (or `*`) without refusing it with q=0 (RFC 9110 §12.5.3). */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (typeof header !== 'string') return false;
+  return header.split(',').some((part) => {
+    const [coding, ...params] = part.trim().toLowerCase().split(';');
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    return (coding === 'gzip' || coding === '*') && (q === undefined || Number(q.slice(2)) > 0);
+  });
 }
 
 /** Sends pre-serialised JSON, gzipped when the client accepts it (the overview is ~200–500 KB with 1,000 agents). */
 async function sendJson(req: FastifyRequest, reply: FastifyReply, s: Serialised): Promise<FastifyReply> {
   reply.header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store').header('vary', 'accept-encoding');
-  if (!acceptsGzip(req) || s.json.length < 1024) return reply.send(s.json);
+  if (!acceptsGzip(req.headers['accept-encoding']) || s.json.length < 1024) return reply.send(s.json);
   s.gzipped ??= gzipAsync(s.json, { level: GZIP_LEVEL });
   return reply.header('content-encoding', 'gzip').send(await s.gzipped);
 }
@@ -67,6 +72,8 @@ export function agentRoutes(app: FastifyInstance, d: Deps): void {
   const security: Array<Record<string, string[]>> = [{ bearer: [] }, { session: [] }];
   const actor = (req: FastifyRequest) => d.auth.principal(req).actor;
 
+  /** `form=compact` selects the compact overview and stream (docs/API.md). */
+  const formQuery = { type: 'object', properties: { form: { type: 'string', enum: ['full', 'compact'] } } };
   const cache = overviewCache(() => performance.now());
   /** Serialises the overview. Everything after the one await is read in the same tick, so `seq` matches the agents and timeline. */
   const buildOverview = async (form: OverviewForm): Promise<Serialised> => {
@@ -97,7 +104,7 @@ export function agentRoutes(app: FastifyInstance, d: Deps): void {
         tags: ['dashboard'],
         summary: 'Everything the dashboard needs for its first paint (form=compact: agents as positional rows)',
         security,
-        querystring: { type: 'object', properties: { form: { type: 'string', enum: ['full', 'compact'] } } },
+        querystring: formQuery,
       },
       preHandler: read,
     },
@@ -112,9 +119,16 @@ export function agentRoutes(app: FastifyInstance, d: Deps): void {
     },
   );
 
-  app.get('/api/v1/stream', { schema: { tags: ['dashboard'], summary: 'Server-sent events: log events, changed agents, stats, store status', security }, preHandler: read }, (req, reply) => {
-    d.sse.handle(req, reply);
-  });
+  app.get(
+    '/api/v1/stream',
+    {
+      schema: { tags: ['dashboard'], summary: 'Server-sent events: log events, changed agents, stats, store status (form=compact: vitals-only changes as rows)', security, querystring: formQuery },
+      preHandler: read,
+    },
+    (req, reply) => {
+      d.sse.handle(req, reply);
+    },
+  );
 
   app.get<{ Querystring: { status?: string; type?: string; model?: string; q?: string } }>('/api/v1/agents', { schema: { tags: ['agents'], summary: 'Agents, optionally filtered', security, querystring: AgentsQuery }, preHandler: read }, async (req) => ({ agents: d.cp.agents(req.query) }));
 
