@@ -76,10 +76,14 @@ export function migrate(db: Database.Database): void {
 export const VITALS_COLUMNS =
   'series, ts, agent_type, latency_ms, input_tokens, output_tokens, token_count, cost, tool_calls, retries, success, model, provider, error_type, prompt_hash, mcp_servers, tool_names';
 
-/** Rows in `vitals_recent` above which the writer moves them into `vitals`, and rows per move step. */
+/**
+ * Rows in `vitals_recent` above which the writer moves them into `vitals`, and rows per move step.
+ * Steps of 2,000 rows took a median 11 ms (p90 27 ms) at ~1M rows; 8,000-row steps 38 ms (p90 105 ms),
+ * and every write waiting behind a step waits that long.
+ */
 export const RECENT_HIGH = 60_000;
 export const RECENT_LOW = 20_000;
-export const MOVE_STEP_ROWS = 8_000;
+export const MOVE_STEP_ROWS = 2_000;
 
 export interface VitalsRow {
   agent_id: string;
