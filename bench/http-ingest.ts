@@ -4,12 +4,16 @@
  *
  *   npm run bench:http            # default store (SQLite under a temp IMMUNE_CACHE_DIR)
  *   IMMUNE_STORE=memory npm run bench:http
+ *   BENCH_PIN=1 npm run bench:http     # server (and its SQLite thread) on core 0, autocannon on core 1 (taskset)
+ *   BENCH_SERVER_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench:http   # profile the server
  *
- * Reports requests/s and latency percentiles for single-record ingest, vitals/s for batched ingest.
+ * Reports requests/s and latency percentiles for single-record ingest, vitals/s for batched ingest,
+ * the load average before and after, and the CPU autocannon itself used per request (it shares the
+ * cores with the server, so a cheaper client is a fairer benchmark).
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 
@@ -18,6 +22,15 @@ const AGENTS = Number(process.env.BENCH_AGENTS ?? 10_000);
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
 const BATCH = Number(process.env.BENCH_BATCH ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const PIN = process.env.BENCH_PIN === '1';
+const SERVER_ARGS = (process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter((a) => a !== '');
+/** The CLI to start (another build's bin/immune.js, to compare two builds on the same machine state). */
+const BIN = process.env.BENCH_BIN ?? 'bin/immune.js';
+/** BENCH_ONLY=single|batched runs one kind of load (for profiling); the default runs both. */
+const ONLY = process.env.BENCH_ONLY ?? '';
+/** Distinct bodies per pool; a pool is rebuilt for every run so its timestamps stay current. */
+const SINGLE_POOL = 8192;
+const BATCH_POOL = 24;
 
 function record(i: number, now: number): string {
   const a = i % AGENTS;
@@ -25,9 +38,32 @@ function record(i: number, now: number): string {
   return `{"agent_id":"bench-${a}","agent_type":"Research","timestamp":${now},"latency_ms":${250 + ((i * 31) % 100)},"input_tokens":${inTok},"output_tokens":${350 + ((i * 13) % 80)},"cost":0.0031,"tool_calls":${2 + (i % 3)},"retries":0,"success":true,"model":"GPT-5","prompt_hash":"p1"}`;
 }
 
-async function startServer(cacheDir: string): Promise<{ url: string; stop: () => Promise<void> }> {
+/** With BENCH_PIN=1 servers run on core 0 (`taskset`); this process moves itself to core 1. */
+function command(args: string[]): [string, string[]] {
+  return PIN ? ['taskset', ['-c', '0', process.execPath, ...args]] : [process.execPath, args];
+}
+
+interface Server {
+  url: string;
+  pid: number;
+  stop: () => Promise<void>;
+}
+
+/** CPU seconds a process has used so far, all its threads (the SQLite writer included), from /proc. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+  } catch {
+    return NaN;
+  }
+}
+
+async function startServer(cacheDir: string): Promise<Server> {
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const child = spawn(process.execPath, ['bin/immune.js', 'serve', '--port', String(port)], {
+  const [cmd, args] = command([...SERVER_ARGS, BIN, 'serve', '--port', String(port)]);
+  const child = spawn(cmd, args, {
     env: { ...process.env, INGEST_API_KEY: KEY, OPERATOR_TOKEN: 'bench-operator-token-00000000', IMMUNE_CACHE_DIR: cacheDir, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -41,6 +77,7 @@ async function startServer(cacheDir: string): Promise<{ url: string; stop: () =>
   }
   return {
     url,
+    pid: child.pid!,
     stop: async () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
@@ -49,10 +86,11 @@ async function startServer(cacheDir: string): Promise<{ url: string; stop: () =>
 }
 
 /** A bare fastify app that parses the same JSON and answers {ok:true}: the ceiling of this machine right now. */
-async function startBaseline(): Promise<{ url: string; stop: () => Promise<void> }> {
+async function startBaseline(): Promise<Server> {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const code = `import Fastify from 'fastify'; const app = Fastify(); app.post('/ingest', async (req) => ({ ok: true, accepted: Array.isArray(req.body) ? req.body.length : 1 })); await app.listen({ port: ${port}, host: '127.0.0.1' });`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const [cmd, args] = command(['--input-type=module', '-e', code]);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
     try {
@@ -64,6 +102,7 @@ async function startBaseline(): Promise<{ url: string; stop: () => Promise<void>
   }
   return {
     url,
+    pid: child.pid!,
     stop: async () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
@@ -71,11 +110,51 @@ async function startBaseline(): Promise<{ url: string; stop: () => Promise<void>
   };
 }
 
-async function run(opts: autocannon.Options): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    autocannon(opts, (err, res) => (err ? reject(err) : resolve(res)));
-  });
+/**
+ * Bodies are built before the run, not per request: building 1,000 records per
+ * batched request in the load generator took CPU from the server on the same
+ * cores. Each request still takes the next body of the pool (a different
+ * agent mix and values); timestamps are the pool's build time, well inside
+ * the live-ingest bounds for a 10 s run.
+ */
+function pool(n: number, recordsPer: number | null, next: () => number): Buffer[] {
+  const now = Date.now() / 1000;
+  return Array.from({ length: n }, () => Buffer.from(recordsPer === null ? record(next(), now) : '[' + Array.from({ length: recordsPer }, () => record(next(), now)).join(',') + ']'));
 }
+
+interface Load {
+  server: Server;
+  path: string;
+  connections: number;
+  headers: Record<string, string>;
+  bodies: Buffer[];
+}
+
+/** One autocannon run; also returns the CPU the server and this process (the client) spent per request. */
+async function run(l: Load): Promise<{ res: autocannon.Result; serverCpuUsPerReq: number; clientCpuUsPerReq: number }> {
+  let k = 0;
+  const cpu0 = process.cpuUsage();
+  const server0 = cpuSeconds(l.server.pid);
+  const res = await new Promise<autocannon.Result>((resolve, reject) => {
+    autocannon(
+      {
+        url: l.server.url + l.path,
+        method: 'POST',
+        connections: l.connections,
+        pipelining: 1,
+        duration: DURATION,
+        headers: { 'content-type': 'application/json', ...l.headers },
+        requests: [{ setupRequest: (req) => ({ ...req, body: l.bodies[k++ % l.bodies.length] }) }],
+      },
+      (err, r) => (err ? reject(err) : resolve(r)),
+    );
+  });
+  const cpu = process.cpuUsage(cpu0);
+  const perReq = (us: number) => Math.round((us / Math.max(1, res.requests.total)) * 10) / 10;
+  return { res, serverCpuUsPerReq: perReq((cpuSeconds(l.server.pid) - server0) * 1e6), clientCpuUsPerReq: perReq(cpu.user + cpu.system) };
+}
+
+const load = () => Math.round(loadavg()[0] * 100) / 100;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -83,56 +162,63 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
+  if (PIN) spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+  const loadBefore = load();
   const cacheDir = mkdtempSync(join(tmpdir(), 'immune-bench-'));
   const server = await startServer(cacheDir);
   let i = 0;
+  const next = () => i++;
   let stopped = false;
   try {
     // Warm every agent past its learning phase so the engine does full detection work per sample.
-    const now = () => Date.now() / 1000;
     for (let sent = 0; sent < AGENTS * 16; sent += BATCH) {
-      const body = '[' + Array.from({ length: BATCH }, () => record(i++, now())).join(',') + ']';
+      const [body] = pool(1, BATCH, next);
       const r = await fetch(`${server.url}/api/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY }, body });
       if (!r.ok) throw new Error(`warm-up failed: ${r.status} ${await r.text()}`);
     }
 
+    const ingest = { server, path: '/api/v1/ingest', headers: { 'x-api-key': KEY } };
     const single = [];
     const batched = [];
     for (let round = 0; round < ROUNDS; round++) {
-      const s = await run({
-        url: `${server.url}/api/v1/ingest`,
-        method: 'POST',
-        connections: 32,
-        pipelining: 1,
-        duration: DURATION,
-        headers: { 'content-type': 'application/json', 'x-api-key': KEY },
-        requests: [{ setupRequest: (req) => ({ ...req, body: record(i++, now()) }) }],
-      });
-      single.push({ rps: s.requests.average, p50: s.latency.p50, p99: s.latency.p99, errors: s.errors + s.non2xx });
-      const b = await run({
-        url: `${server.url}/api/v1/ingest`,
-        method: 'POST',
-        connections: 8,
-        duration: DURATION,
-        headers: { 'content-type': 'application/json', 'x-api-key': KEY },
-        requests: [{ setupRequest: (req) => ({ ...req, body: '[' + Array.from({ length: BATCH }, () => record(i++, now())).join(',') + ']' }) }],
-      });
-      batched.push({ vitals: b.requests.average * BATCH, p99: b.latency.p99, errors: b.errors + b.non2xx });
+      if (ONLY !== 'batched') {
+        const s = await run({ ...ingest, connections: 32, bodies: pool(SINGLE_POOL, null, next) });
+        single.push({ rps: s.res.requests.average, p50: s.res.latency.p50, p99: s.res.latency.p99, errors: s.res.errors + s.res.non2xx, server_cpu_us_per_req: s.serverCpuUsPerReq, client_cpu_us_per_req: s.clientCpuUsPerReq });
+      }
+      if (ONLY !== 'single') {
+        const b = await run({ ...ingest, connections: 8, bodies: pool(BATCH_POOL, BATCH, next) });
+        batched.push({ vitals: b.res.requests.average * BATCH, p99: b.res.latency.p99, errors: b.res.errors + b.res.non2xx, server_cpu_us_per_req: b.serverCpuUsPerReq, client_cpu_us_per_req: b.clientCpuUsPerReq });
+      }
     }
     const store = await (await fetch(`${server.url}/readyz`)).json();
+    const stopStarted = Date.now();
     await server.stop();
+    const stopMs = Date.now() - stopStarted;
     stopped = true;
     // Same load against a bare fastify app, right after: the ratio is what the product costs on top of HTTP.
     const base = await startBaseline();
-    const baseSingle = await run({ url: `${base.url}/ingest`, method: 'POST', connections: 32, duration: DURATION, headers: { 'content-type': 'application/json' }, requests: [{ setupRequest: (req) => ({ ...req, body: record(i++, now()) }) }] });
-    const baseBatch = await run({ url: `${base.url}/ingest`, method: 'POST', connections: 8, duration: DURATION, headers: { 'content-type': 'application/json' }, requests: [{ setupRequest: (req) => ({ ...req, body: '[' + Array.from({ length: BATCH }, () => record(i++, now())).join(',') + ']' }) }] });
+    const baseSingle = await run({ server: base, path: '/ingest', headers: {}, connections: 32, bodies: pool(SINGLE_POOL, null, next) });
+    const baseBatch = await run({ server: base, path: '/ingest', headers: {}, connections: 8, bodies: pool(BATCH_POOL, BATCH, next) });
     await base.stop();
+    const singleMedian = median(single.map((x) => x.rps));
+    const batchedMedian = median(batched.map((x) => x.vitals));
+    const baseBatched = baseBatch.res.requests.average * BATCH;
     const out = {
       agents: AGENTS,
       store: store.store?.kind,
-      bare_fastify_same_load: { single_rps: Math.round(baseSingle.requests.average), single_p99_ms: baseSingle.latency.p99, batched_vitals_per_s: Math.round(baseBatch.requests.average * BATCH) },
-      single_ingest: { rounds: single, median_rps: Math.round(median(single.map((x) => x.rps))), median_p99_ms: median(single.map((x) => x.p99)) },
-      batched_ingest: { batch: BATCH, rounds: batched, median_vitals_per_s: Math.round(median(batched.map((x) => x.vitals))) },
+      pinned: PIN ? 'server on core 0, autocannon on core 1' : false,
+      load_average_1m: { before: loadBefore, after: load() },
+      // SIGTERM to exit: it waits for connections autocannon leaves open, then saves the detection state.
+      server_stop_ms: stopMs,
+      bare_fastify_same_load: {
+        single_rps: Math.round(baseSingle.res.requests.average),
+        single_p99_ms: baseSingle.res.latency.p99,
+        batched_vitals_per_s: Math.round(baseBatched),
+        server_cpu_us_per_req: { single: baseSingle.serverCpuUsPerReq, batched: baseBatch.serverCpuUsPerReq },
+        client_cpu_us_per_req: { single: baseSingle.clientCpuUsPerReq, batched: baseBatch.clientCpuUsPerReq },
+      },
+      single_ingest: { rounds: single, median_rps: Math.round(singleMedian), median_p99_ms: median(single.map((x) => x.p99)), ratio_to_bare: Math.round((singleMedian / baseSingle.res.requests.average) * 100) / 100 },
+      batched_ingest: { batch: BATCH, rounds: batched, median_vitals_per_s: Math.round(batchedMedian), ratio_to_bare: Math.round((batchedMedian / baseBatched) * 100) / 100 },
     };
     console.log(JSON.stringify(out, null, 2));
   } finally {
