@@ -86,7 +86,7 @@ const NO_ITEMS = Object.freeze([]) as unknown as string[];
  * every path). The numbers start as NaN, a double: a field that first holds a small integer and later a
  * fraction changes the object's hidden class, and the engine code compiled for the old one is thrown away.
  */
-function blankVitals(): Vitals {
+export function blankVitals(): Vitals {
   return {
     agent_id: '',
     agent_type: '',

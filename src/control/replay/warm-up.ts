@@ -1,7 +1,6 @@
-import type { Vitals } from '../../domain/vitals.js';
 import { seededRandom } from '../../sim/random.js';
 import { EventTimeReplayer, type Detection } from './event-time-replayer.js';
-import { ChunkWriter, VitalsReader } from './vitals-chunk.js';
+import { blankVitals } from './vitals-chunk.js';
 
 /**
  * A small synthetic fleet replayed through a throwaway engine before the real input, on the engine
@@ -17,18 +16,11 @@ import { ChunkWriter, VitalsReader } from './vitals-chunk.js';
  */
 export function warmUp(): Detection[] {
   const replayer = new EventTimeReplayer();
-  const reader = new VitalsReader();
-  const w = new ChunkWriter(CHUNK);
   const found: Detection[] = [];
-  for (const v of syntheticFleet()) {
-    w.addVitals(v, true);
-    if (w.full) replayer.feedChunk(reader, w.take(), found);
-  }
-  if (!w.empty) replayer.feedChunk(reader, w.take(), found);
+  syntheticFleet((v) => replayer.recordInto(v, found));
   return found;
 }
 
-const CHUNK = 4096;
 const AGENTS = 12;
 const ROUNDS = 1200;
 /** Seconds between an agent's reports. */
@@ -63,38 +55,44 @@ function conditionOf(agent: number, round: number): Condition {
   return NORMAL;
 }
 
-/** The fleet's records in timestamp order. Agent 10 deploys a new prompt at round 800, agent 11 switches model at 900. */
-function* syntheticFleet(): Generator<Vitals> {
+/**
+ * Feeds the fleet's records in timestamp order, each agent's in one record object of the replay's own
+ * shape (as VitalsReader gives them). Agent 10 deploys a new prompt at round 800, agent 11 switches
+ * model at 900.
+ */
+function syntheticFleet(feed: (v: ReturnType<typeof blankVitals>) => void): void {
   const rnd = seededRandom(1);
   const random = rnd.next;
   const gauss = rnd.normal;
   const start = 1_767_225_600;
+  const records = Array.from({ length: AGENTS }, (_, a) => {
+    const v = blankVitals();
+    v.agent_id = `warm-up-${a}`;
+    v.agent_type = 'WarmUp';
+    v.provider = a % 2 === 1 ? 'provider-b' : 'provider-a';
+    return v;
+  });
+  const models = ['model-a-1', 'model-b-1', 'model-b-2'];
   for (let round = 0; round < ROUNDS; round++) {
     for (let a = 0; a < AGENTS; a++) {
       const c = conditionOf(a, round);
+      const v = records[a];
       const input = Math.round((300 + 40 * a) * c.tokens * Math.exp(0.25 * gauss()));
       const output = Math.round((200 + 30 * a) * c.output * Math.exp(0.3 * gauss()));
       const failed = random() < c.errors;
-      const group = a % 2 === 1 ? 'b' : 'a';
-      yield {
-        agent_id: `warm-up-${a}`,
-        agent_type: 'WarmUp',
-        timestamp: start + round * PERIOD + a * 0.25,
-        latency_ms: Math.round((400 + 150 * a) * c.latency * Math.exp(0.3 * gauss())),
-        input_tokens: input,
-        output_tokens: output,
-        token_count: input + output,
-        cost: Math.round((input + 4 * output) * c.cost * 1e-3) / 1e3,
-        tool_calls: Math.max(0, Math.round((1 + (a % 4)) * c.tools + gauss())),
-        retries: c.retries > 0 ? Math.round(c.retries * random()) : random() < 0.02 ? 1 : 0,
-        success: !failed,
-        model: a === 11 && round >= 900 ? 'model-b-2' : `model-${group}-1`,
-        provider: `provider-${group}`,
-        error_type: failed ? 'timeout' : '',
-        prompt_hash: a === 10 && round >= 800 ? 'prompt-2' : 'prompt-1',
-        mcp_servers: [],
-        tool_names: [],
-      };
+      v.timestamp = start + round * PERIOD + a * 0.25;
+      v.latency_ms = Math.round((400 + 150 * a) * c.latency * Math.exp(0.3 * gauss()));
+      v.input_tokens = input;
+      v.output_tokens = output;
+      v.token_count = input + output;
+      v.cost = Math.round((input + 4 * output) * c.cost * 1e-3) / 1e3;
+      v.tool_calls = Math.max(0, Math.round((1 + (a % 4)) * c.tools + gauss()));
+      v.retries = c.retries > 0 ? Math.round(c.retries * random()) : random() < 0.02 ? 1 : 0;
+      v.success = !failed;
+      v.model = models[a === 11 && round >= 900 ? 2 : a % 2];
+      v.error_type = failed ? 'timeout' : '';
+      v.prompt_hash = a === 10 && round >= 800 ? 'prompt-2' : 'prompt-1';
+      feed(v);
     }
   }
 }
