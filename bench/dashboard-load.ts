@@ -22,7 +22,7 @@
  *
  * `--compare DIR` measures a second build (e.g. `git archive HEAD | tar -x -C DIR`, a
  * node_modules symlink and `npm run build` there) in the same run: the two quiet fleets run
- * side by side and their page loads alternate; the live fleets take turns (DIR first) for
+ * side by side and their page loads alternate (A B, B A, …); the live fleets take turns (DIR first) for
  * `--rounds` rounds (default 3), since two simulators at once would double the load being measured.
  * Results also go to bench/results/dashboard-load.json.
  */
@@ -129,11 +129,16 @@ async function measureLoad(browser: Browser, proc: ImmuneProcess, storageState: 
   }
 }
 
-/** RUNS loads on each target, interleaved (A B A B …) so that they share the machine's load. */
+/**
+ * RUNS loads on each target, interleaved so that they share the machine's load, and in
+ * alternating order (A B, B A, A B …) so that neither always follows the other.
+ */
 async function measureLoads(browser: Browser, targets: Array<{ proc: ImmuneProcess; storageState: StorageState }>): Promise<Load[][]> {
   const loads: Load[][] = targets.map(() => []);
   for (let i = 0; i < RUNS; i++) {
-    for (const [k, t] of targets.entries()) loads[k].push(await measureLoad(browser, t.proc, t.storageState));
+    const order = [...targets.keys()];
+    if (i % 2 === 1) order.reverse();
+    for (const k of order) loads[k].push(await measureLoad(browser, targets[k].proc, targets[k].storageState));
   }
   return loads;
 }
