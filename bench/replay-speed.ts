@@ -12,7 +12,8 @@
  *   - parsing alone, both ways: JSON.parse + parseVitals, and the worker's scanner;
  *   - the engine alone over pre-parsed vitals (in a child process, so that 600k objects held in
  *     memory do not slow every other path's garbage collection).
- * Prints medians (with min–max) and the load average before and after.
+ * Prints medians (with min–max), the load average before and after, and the CLI's engine-thread CPU
+ * seconds (bench/thread-cpu.cjs), which another process's load inflates far less than wall time.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, createReadStream, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -33,6 +34,8 @@ interface Timing {
   seconds: number;
   /** What `immune replay` itself reports (excludes process start-up). */
   reported?: number;
+  /** CPU seconds of the CLI's main (engine) thread: far less sensitive to other processes' load than wall time. */
+  engineCpu?: number;
 }
 
 /** `node bin/immune.js replay` on the file (or on stdin), output discarded; wall time. */
@@ -40,7 +43,8 @@ function cli(path: string, viaStdin: boolean): Promise<Timing> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const input = viaStdin ? openSync(path, 'r') : 'ignore';
-    const args = viaStdin ? ['bin/immune.js', 'replay', '-o', '/dev/null'] : ['bin/immune.js', 'replay', '-i', path, '-o', '/dev/null'];
+    const preload = ['-r', new URL('./thread-cpu.cjs', import.meta.url).pathname];
+    const args = [...preload, ...(viaStdin ? ['bin/immune.js', 'replay', '-o', '/dev/null'] : ['bin/immune.js', 'replay', '-i', path, '-o', '/dev/null'])];
     const child = spawn(process.execPath, args, { stdio: [input, 'ignore', 'pipe'] });
     if (typeof input === 'number') closeSync(input);
     let err = '';
@@ -50,7 +54,8 @@ function cli(path: string, viaStdin: boolean): Promise<Timing> {
       const seconds = (performance.now() - t0) / 1000;
       const m = /replay: (\d+) records read.*\((\d+) vitals\/s\)/.exec(err);
       if (code !== 0 || !m) return reject(new Error(`immune replay exited ${code}: ${err}`));
-      resolve({ records: Number(m[1]), seconds, reported: Number(m[2]) });
+      const cpu = /engine thread: ([\d.]+) s CPU/.exec(err);
+      resolve({ records: Number(m[1]), seconds, reported: Number(m[2]), engineCpu: cpu ? Number(cpu[1]) : undefined });
     });
   });
 }
@@ -188,6 +193,7 @@ async function main(): Promise<void> {
     await cli(file, false);
     const rates = paths.map(() => [] as number[]);
     const reported: number[][] = [[], []];
+    const engineCpu: number[][] = [[], []];
     let records = 0;
     const loadBefore = load();
     for (let i = 0; i < Number(o.runs); i++) {
@@ -195,6 +201,7 @@ async function main(): Promise<void> {
         const t = await paths[p][1]();
         rates[p].push(t.records / t.seconds);
         if (t.reported !== undefined) reported[p].push(t.reported);
+        if (t.engineCpu !== undefined) engineCpu[p].push(t.engineCpu);
         records = Math.max(records, t.records);
       }
     }
@@ -207,6 +214,11 @@ async function main(): Promise<void> {
       text += `  ${name.padEnd(56)} ${fmt(median(r)).padStart(9)} vitals/s  [${fmt(Math.min(...r))}–${fmt(Math.max(...r))}]  ×${(median(r) / base).toFixed(2)}\n`;
     });
     for (const p of [0, 1]) text += `  (${p === 0 ? 'file' : 'stdin'}: immune replay's own figure, start-up excluded: median ${fmt(median(reported[p]))} vitals/s)\n`;
+    for (const p of [0, 1]) {
+      if (engineCpu[p].length === 0) continue;
+      const cpu = median(engineCpu[p]);
+      text += `  (${p === 0 ? 'file' : 'stdin'}: engine-thread CPU, start-up included: median ${cpu.toFixed(2)} s = ${fmt(records / cpu)} vitals per CPU-second [${Math.min(...engineCpu[p]).toFixed(2)}–${Math.max(...engineCpu[p]).toFixed(2)} s])\n`;
+    }
     const cliRate = median(rates[0]);
     text += `target ≥ 500,000 vitals/s end to end: ${cliRate >= 500_000 ? 'PASS' : 'FAIL'} (${fmt(cliRate)})\n`;
     process.stdout.write(text);
