@@ -10,33 +10,19 @@ import type { SeedRecord } from './store.js';
  * integer instead of two strings: a smaller index is what keeps durable
  * ingest above 100k rows/s, and (series, ts) serves every vitals query,
  * retention included.
- *
- * New vitals land in `vitals_recent` (same columns, same index, small) and
- * the writer moves them into `vitals` in (series, ts) order, a few thousand
- * rows per step. Why: with 10,000 agents, a commit of 3,500 rows into the big
- * index dirtied ~3,500 different index pages (one per agent), each written
- * whole to the WAL and again at checkpoint; ingest fell from ~90k to ~20k
- * rows/s as the file grew past a million rows. The small index takes the same
- * commit in a few hundred pages, and a move step writes many rows per page.
- * Readers see the union of both tables. Schema 2 added `vitals_recent`.
  */
-export const SQLITE_SCHEMA_VERSION = 2;
-
-/** Columns of both vitals tables. */
-const VITALS_TABLE = `(
-  id INTEGER PRIMARY KEY, series INTEGER NOT NULL, ts REAL NOT NULL, agent_type TEXT NOT NULL,
-  latency_ms REAL NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, token_count INTEGER NOT NULL,
-  cost REAL NOT NULL, tool_calls INTEGER NOT NULL, retries INTEGER NOT NULL, success INTEGER NOT NULL,
-  model TEXT NOT NULL, provider TEXT NOT NULL, error_type TEXT NOT NULL, prompt_hash TEXT NOT NULL,
-  mcp_servers TEXT NOT NULL, tool_names TEXT NOT NULL)`;
+export const SQLITE_SCHEMA_VERSION = 1;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL UNIQUE, created_at REAL NOT NULL, touched INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, run INTEGER NOT NULL, agent_id TEXT NOT NULL, UNIQUE (run, agent_id));
-CREATE TABLE IF NOT EXISTS vitals ${VITALS_TABLE};
+CREATE TABLE IF NOT EXISTS vitals (
+  id INTEGER PRIMARY KEY, series INTEGER NOT NULL, ts REAL NOT NULL, agent_type TEXT NOT NULL,
+  latency_ms REAL NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, token_count INTEGER NOT NULL,
+  cost REAL NOT NULL, tool_calls INTEGER NOT NULL, retries INTEGER NOT NULL, success INTEGER NOT NULL,
+  model TEXT NOT NULL, provider TEXT NOT NULL, error_type TEXT NOT NULL, prompt_hash TEXT NOT NULL,
+  mcp_servers TEXT NOT NULL, tool_names TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS vitals_by_series ON vitals(series, ts);
-CREATE TABLE IF NOT EXISTS vitals_recent ${VITALS_TABLE};
-CREATE INDEX IF NOT EXISTS vitals_recent_by_series ON vitals_recent(series, ts);
 CREATE TABLE IF NOT EXISTS events (run INTEGER NOT NULL, seq INTEGER NOT NULL, ts REAL NOT NULL, agent_id TEXT NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_agent ON events(run, agent_id, seq);
 CREATE TABLE IF NOT EXISTS snapshots (run INTEGER PRIMARY KEY, seq INTEGER NOT NULL, saved_at REAL NOT NULL, data TEXT NOT NULL);
@@ -75,15 +61,6 @@ export function migrate(db: Database.Database): void {
 
 export const VITALS_COLUMNS =
   'series, ts, agent_type, latency_ms, input_tokens, output_tokens, token_count, cost, tool_calls, retries, success, model, provider, error_type, prompt_hash, mcp_servers, tool_names';
-
-/**
- * Rows in `vitals_recent` above which the writer moves them into `vitals`, and rows per move step.
- * Steps of 2,000 rows took a median 11 ms (p90 27 ms) at ~1M rows; 8,000-row steps 38 ms (p90 105 ms),
- * and every write waiting behind a step waits that long.
- */
-export const RECENT_HIGH = 60_000;
-export const RECENT_LOW = 20_000;
-export const MOVE_STEP_ROWS = 2_000;
 
 export interface VitalsRow {
   agent_id: string;
@@ -223,14 +200,7 @@ export function writer(db: Database.Database, now: () => number) {
   const findRun = db.prepare<[string], { id: number }>('SELECT id FROM runs WHERE run_id = ?');
   const addRun = db.prepare('INSERT INTO runs (run_id, created_at, touched) VALUES (?, ?, 0)');
   const touch = db.prepare('UPDATE runs SET touched = (SELECT coalesce(max(touched), 0) + 1 FROM runs) WHERE id = ?');
-  // Ids are assigned here, not by the table: rows keep their id when they move from vitals_recent to vitals.
-  const insVitals = db.prepare(`INSERT INTO vitals_recent (id, ${VITALS_COLUMNS}) VALUES (${new Array(18).fill('?').join(', ')})`);
-  const maxId = (table: string) => db.prepare<[], { id: number | null }>(`SELECT max(id) AS id FROM ${table}`).get()?.id ?? 0;
-  let nextId = Math.max(maxId('vitals'), maxId('vitals_recent')) + 1;
-  // Kept in step with the table by this (only) writer; an estimate after a rolled-back prune, which is harmless.
-  let recentRows = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM vitals_recent').get()!.n;
-  let moving = false;
-  let moveFrom = 0;
+  const insVitals = db.prepare(`INSERT INTO vitals (${VITALS_COLUMNS}) VALUES (${new Array(17).fill('?').join(', ')})`);
   const findSeries = db.prepare<[number, string], { id: number }>('SELECT id FROM series WHERE run = ? AND agent_id = ?');
   const addSeries = db.prepare('INSERT INTO series (run, agent_id) VALUES (?, ?)');
   const seriesIds = new Map<string, number>();
@@ -258,28 +228,24 @@ export function writer(db: Database.Database, now: () => number) {
     return id;
   };
 
-  /** Applies ops in order and returns the vitals rows added; the caller wraps this in a transaction (or calls `commit`). */
-  const apply = (ops: readonly WriteOp[]): number => {
+  /** Applies ops in order; the caller wraps this in a transaction. */
+  const apply = (ops: readonly WriteOp[]): void => {
     const touched = new Set<number>();
-    let added = 0;
     for (const op of ops) {
       const r = run(op.run);
       touched.add(r);
       switch (op.k) {
         case 'vitals':
-          for (const v of op.rows) insVitals.run(nextId++, ...vitalsParams(seriesOf(r, v.agent_id), v));
-          added += op.rows.length;
+          for (const v of op.rows) insVitals.run(vitalsParams(seriesOf(r, v.agent_id), v));
           break;
         case 'packed': {
           const { dict, nums } = op.packed;
-          const row: unknown[] = new Array(PACK_WIDTH + 1);
+          const row: unknown[] = new Array(PACK_WIDTH);
           for (let i = 0; i < nums.length; i += PACK_WIDTH) {
-            row[0] = nextId++;
-            row[1] = seriesOf(r, dict[nums[i]]);
-            for (let j = 1; j < PACK_WIDTH; j++) row[j + 1] = STRING_SLOTS.has(j) ? dict[nums[i + j]] : nums[i + j];
+            row[0] = seriesOf(r, dict[nums[i]]);
+            for (let j = 1; j < PACK_WIDTH; j++) row[j] = STRING_SLOTS.has(j) ? dict[nums[i + j]] : nums[i + j];
             insVitals.run(row);
           }
-          added += nums.length / PACK_WIDTH;
           break;
         }
         case 'events':
@@ -300,41 +266,11 @@ export function writer(db: Database.Database, now: () => number) {
     }
     // Touch in the order runs appeared, so the last-written run is the latest.
     for (const r of touched) touch.run(r);
-    return added;
-  };
-
-  const applyInTransaction = db.transaction(apply);
-  /** Applies ops in one transaction. */
-  const commit = (ops: readonly WriteOp[]): void => {
-    recentRows += applyInTransaction(ops);
-  };
-
-  // Moving recent rows: one series range at a time, in index order, so each page of the big index takes many rows.
-  const rangeEnd = db.prepare<[number, number], { series: number }>('SELECT series FROM vitals_recent WHERE series >= ? ORDER BY series LIMIT 1 OFFSET ?');
-  const moveRange = db.prepare(`INSERT INTO vitals (id, ${VITALS_COLUMNS}) SELECT id, ${VITALS_COLUMNS} FROM vitals_recent WHERE series >= ? AND series < ? ORDER BY series, ts`);
-  const dropRange = db.prepare('DELETE FROM vitals_recent WHERE series >= ? AND series < ?');
-  const moveStepInTransaction = db.transaction((from: number, to: number) => {
-    moveRange.run(from, to);
-    return dropRange.run(from, to).changes;
-  });
-  /** True while vitals_recent is over its high-water mark and not yet back under the low one. */
-  const moveDue = (): boolean => {
-    if (recentRows >= RECENT_HIGH) moving = true;
-    else if (recentRows <= RECENT_LOW) moving = false;
-    return moving;
-  };
-  /** Moves about MOVE_STEP_ROWS rows (whole series, from where the last step stopped) into `vitals`. */
-  const moveStep = (): void => {
-    const end = rangeEnd.get(moveFrom, MOVE_STEP_ROWS)?.series;
-    const to = end === undefined ? Number.MAX_SAFE_INTEGER : Math.max(end, moveFrom + 1);
-    recentRows -= moveStepInTransaction(moveFrom, to);
-    moveFrom = end === undefined ? 0 : to;
   };
 
   // Retention walks the series in id order and deletes through the (series, ts) index, a bounded number of rows per step.
   const nextSeries = db.prepare<[number], { id: number }>('SELECT id FROM series WHERE id > ? ORDER BY id LIMIT 64');
   const pruneSeries = db.prepare('DELETE FROM vitals WHERE id IN (SELECT id FROM vitals WHERE series = ? AND ts < ? LIMIT ?)');
-  const pruneRecent = db.prepare('DELETE FROM vitals_recent WHERE id IN (SELECT id FROM vitals_recent WHERE series = ? AND ts < ? LIMIT ?)');
   /**
    * One short step of a retention pass: deletes at most `budget` rows,
    * starting at series `cursor`. Returns the rows deleted and where to go on
@@ -347,12 +283,8 @@ export function writer(db: Database.Database, now: () => number) {
       const ids = nextSeries.all(at - 1);
       if (ids.length === 0) return { deleted, cursor: null };
       for (const { id } of ids) {
-        deleted += pruneSeries.run(id, olderThan, budget - deleted).changes;
-        if (deleted < budget) {
-          const n = pruneRecent.run(id, olderThan, budget - deleted).changes;
-          recentRows -= n;
-          deleted += n;
-        }
+        const n = pruneSeries.run(id, olderThan, budget - deleted).changes;
+        deleted += n;
         if (deleted >= budget) return { deleted, cursor: id };
         at = id + 1;
       }
@@ -361,9 +293,6 @@ export function writer(db: Database.Database, now: () => number) {
 
   return {
     apply,
-    commit,
-    moveDue,
-    moveStep,
     prune,
     forgetRuns: () => {
       runIds.clear();

@@ -35,14 +35,12 @@ try {
 }
 
 const w = writer(db, () => Date.now() / 1000);
-const commit = (ops: WriteOp[]) => w.commit(ops);
+const commit = db.transaction((ops: WriteOp[]) => w.apply(ops));
 
 let writes: Array<{ id: number; ops: WriteOp[] }> = [];
 const prunes: Array<Extract<WriterRequest, { t: 'prune' }> & { deleted: number; cursor: number }> = [];
 let scheduled = false;
 let closing: Extract<WriterRequest, { t: 'close' }> | null = null;
-let moveBlocked = false;
-const moveWanted = () => !closing && !moveBlocked && w.moveDue();
 
 const reply = (m: WriterReply) => port.postMessage(m);
 const fail = (id: number, err: unknown) => {
@@ -56,7 +54,6 @@ function flushWrites(): void {
   if (batch.length === 0) return;
   try {
     commit(batch.flatMap((b) => b.ops));
-    moveBlocked = false;
     for (const b of batch) reply({ t: 'ack', id: b.id });
   } catch {
     // One bad request must not fail the others that shared its transaction: retry each alone.
@@ -92,17 +89,7 @@ function step(): void {
       fail(p.id, err);
     }
   }
-  // Likewise one step of moving recent vitals into the main table (see sqlite-schema.ts).
-  if (moveWanted()) {
-    try {
-      w.moveStep();
-    } catch (err) {
-      // Not fatal: the rows stay in vitals_recent, where readers see them; moving resumes after the next successful write.
-      moveBlocked = true;
-      console.error(`sqlite writer: moving recent vitals failed, will retry after the next write: ${(err as Error).message}`);
-    }
-  }
-  if (writes.length > 0 || prunes.length > 0 || moveWanted()) schedule();
+  if (writes.length > 0 || prunes.length > 0) schedule();
   else if (closing) {
     db.close();
     reply({ t: 'ack', id: closing.id });

@@ -9,7 +9,7 @@ import type { ImmuneEvent } from '../domain/events.js';
 import type { Vitals } from '../domain/vitals.js';
 import type { EngineSnapshot } from '../engine/engine.js';
 import type { Logger } from '../log.js';
-import { configure, eventFromRow, packVitals, migrate, rowToVitals, VITALS_COLUMNS, type VitalsRow, type WriteOp } from './sqlite-schema.js';
+import { configure, eventFromRow, packVitals, migrate, rowToVitals, type VitalsRow, type WriteOp } from './sqlite-schema.js';
 import type { WriterReply, WriterRequest } from './sqlite-writer.js';
 import type { EventQuery, RegisteredAgent, SeedMeasurement, SeedRecord, Store, StoreHealth } from './store.js';
 
@@ -221,38 +221,36 @@ export class SqliteStore implements Store {
     const run = this.runKey(runId);
     if (run === null) return [];
     const cutoff = opts.windowSeconds === undefined ? -Infinity : (opts.now ?? this.now()) - opts.windowSeconds;
-    // Each table walks its (series, ts) index backwards and stops at the limit; the union is then cut to it.
-    const newest = (table: string) => `SELECT * FROM (SELECT ${VITALS_COLUMNS}, id FROM ${table} WHERE series = @series AND ts >= @cutoff ORDER BY ts DESC, id DESC LIMIT @limit)`;
-    const rows = this.read('recent vitals', (db) => {
-      const series = db.prepare<[number, string], { id: number }>('SELECT id FROM series WHERE run = ? AND agent_id = ?').get(run, agentId)?.id;
-      if (series === undefined) return [];
-      return db
-        .prepare<[{ series: number; cutoff: number; limit: number }], Omit<VitalsRow, 'agent_id'>>(`${newest('vitals')} UNION ALL ${newest('vitals_recent')} ORDER BY ts DESC, id DESC LIMIT @limit`)
-        .all({ series, cutoff, limit: opts.limit ?? -1 });
-    });
-    return rows.reverse().map((r) => rowToVitals({ ...r, agent_id: agentId }));
+    const rows = this.read('recent vitals', (db) =>
+      db
+        .prepare<[number, string, number, number], VitalsRow>(
+          'SELECT s.agent_id, v.* FROM series s JOIN vitals v ON v.series = s.id WHERE s.run = ? AND s.agent_id = ? AND v.ts >= ? ORDER BY v.ts DESC, v.id DESC LIMIT ?',
+        )
+        .all(run, agentId, cutoff, opts.limit ?? -1),
+    );
+    return rows.reverse().map(rowToVitals);
   }
 
   async latestVitals(runId: string): Promise<Vitals[]> {
     const run = this.runKey(runId);
     if (run === null) return [];
-    // One index seek per agent of the run and table; the newer of the two rows wins.
-    const latest = (table: string) => `SELECT s.agent_id, v.* FROM series s JOIN ${table} v ON v.id = (SELECT id FROM ${table} WHERE series = s.id ORDER BY ts DESC, id DESC LIMIT 1) WHERE s.run = ?`;
-    const rows = this.read('latest vitals', (db) => [...db.prepare<[number], VitalsRow & { id: number }>(latest('vitals')).all(run), ...db.prepare<[number], VitalsRow & { id: number }>(latest('vitals_recent')).all(run)]);
-    const newest = new Map<number, VitalsRow & { id: number }>();
-    for (const r of rows) {
-      const seen = newest.get(r.series);
-      if (!seen || r.ts > seen.ts || (r.ts === seen.ts && r.id > seen.id)) newest.set(r.series, r);
-    }
-    return [...newest.values()].sort((a, b) => a.series - b.series).map(rowToVitals);
+    // One index seek per agent of the run.
+    const rows = this.read('latest vitals', (db) =>
+      db
+        .prepare<[number], VitalsRow>('SELECT s.agent_id, v.* FROM series s JOIN vitals v ON v.id = (SELECT id FROM vitals WHERE series = s.id ORDER BY ts DESC, id DESC LIMIT 1) WHERE s.run = ?')
+        .all(run),
+    );
+    return rows.map(rowToVitals);
   }
 
   async vitalsCount(runId: string, agentId?: string): Promise<number> {
     const run = this.runKey(runId);
     if (run === null) return 0;
-    const count = (table: string) => `SELECT count(*) AS n FROM series s JOIN ${table} v ON v.series = s.id WHERE s.run = ?${agentId === undefined ? '' : ' AND s.agent_id = ?'}`;
-    const params = agentId === undefined ? [run] : [run, agentId];
-    return this.read('vitals count', (db) => db.prepare<unknown[], { n: number }>(count('vitals')).get(...params)!.n + db.prepare<unknown[], { n: number }>(count('vitals_recent')).get(...params)!.n);
+    return this.read('vitals count', (db) =>
+      agentId === undefined
+        ? db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM series s JOIN vitals v ON v.series = s.id WHERE s.run = ?').get(run)!.n
+        : db.prepare<[number, string], { n: number }>('SELECT count(*) AS n FROM series s JOIN vitals v ON v.series = s.id WHERE s.run = ? AND s.agent_id = ?').get(run, agentId)!.n,
+    );
   }
 
   async pruneVitals(olderThanTs: number): Promise<number> {
