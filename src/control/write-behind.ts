@@ -6,9 +6,21 @@ import type { Store } from '../store/store.js';
 const FLUSH_MS = 25;
 const MAX_BATCH = 5000;
 
-interface Waiter {
+/** One promise for everyone whose data is in the same batch: no promise or closure per request. */
+interface Batch {
+  promise: Promise<void>;
   resolve: () => void;
   reject: (err: unknown) => void;
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
 }
 
 /**
@@ -24,7 +36,8 @@ interface Waiter {
 export class WriteBehind {
   private vitalsQ: Vitals[] = [];
   private eventsQ: ImmuneEvent[] = [];
-  private waiters: Waiter[] = [];
+  /** Settles when the data queued now is in the store; created by the first `durable()` that needs it. */
+  private waiting: Batch | null = null;
   private timer: NodeJS.Timeout | null = null;
   private kicked = false;
   private inflight: Promise<void> | null = null;
@@ -50,10 +63,9 @@ export class WriteBehind {
   /** Resolves once everything queued before the call is in the store (rejects if the store refused it). */
   durable(): Promise<void> {
     if (this.vitalsQ.length === 0 && this.eventsQ.length === 0) return this.inflight ?? Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
-      this.kick();
-    });
+    this.waiting ??= newBatch();
+    this.kick();
+    return this.waiting.promise;
   }
 
   stats(): { queued: number; dropped: number; failures: number } {
@@ -88,16 +100,16 @@ export class WriteBehind {
   /** Writes everything queued so far (after any write already in flight). */
   async flush(): Promise<void> {
     while (this.inflight) await this.inflight;
+    const waiting = this.waiting;
+    this.waiting = null;
     if (this.vitalsQ.length === 0 && this.eventsQ.length === 0) {
-      for (const w of this.waiters.splice(0)) w.resolve();
+      waiting?.resolve();
       return;
     }
     const events = this.eventsQ;
     const vitals = this.vitalsQ;
-    const waiters = this.waiters;
     this.eventsQ = [];
     this.vitalsQ = [];
-    this.waiters = [];
     let error: unknown = null;
     // Events and vitals go to the store side by side: one round trip per group commit, not two.
     this.inflight = (async () => {
@@ -121,7 +133,8 @@ export class WriteBehind {
     } finally {
       this.inflight = null;
     }
-    for (const w of waiters) (error ? w.reject(error) : w.resolve());
+    if (error) waiting?.reject(error);
+    else waiting?.resolve();
     if (!this.closed && (this.vitalsQ.length > 0 || this.eventsQ.length > 0)) this.schedule();
   }
 
