@@ -100,7 +100,7 @@ export class SseHub {
   }
 
   private async second(): Promise<void> {
-    const changed = this.cp.takeChangedAgents();
+    const changed = this.cp.takeChangedAgents(this.clients.size > 0);
     this.ticks += 1;
     if (this.clients.size === 0) return;
     if (changed.length > 0) this.broadcastAgents(changed);
