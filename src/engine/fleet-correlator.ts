@@ -1,21 +1,30 @@
 import type { FleetIncident } from '../domain/events.js';
 import type { EngineConfig } from './config.js';
 
-interface Group {
-  /** agent → last time it reported. */
-  seen: Map<string, number>;
+/**
+ * One agent's standing in a group, as of its latest sample. One mutable record per agent and group:
+ * the per-sample path updates it in place (a timestamp stored into a Map would box a new number on
+ * every sample of every agent).
+ */
+interface Member {
+  /** When it last reported. */
+  seen: number;
   /**
-   * Agents whose latest sample carries provider-type evidence (and nothing of their own), with its
-   * time. A level, not an edge: an outage keeps every affected agent's evidence up, while noise on a
-   * healthy agent reaches half of h now and then and falls back. Counting every agent that was ever
-   * half-way within the window added 2 noisy peers to one real latency fault often enough to open
-   * false incidents in a 15-agent demo fleet.
+   * Its latest sample carries provider-type evidence and nothing of its own. A level, not an edge: an
+   * outage keeps every affected agent's evidence up, while noise on a healthy agent reaches half of h
+   * now and then and falls back. Counting every agent that was ever half-way within the window added
+   * 2 noisy peers to one real latency fault often enough to open false incidents in a 15-agent demo
+   * fleet.
    */
-  elevated: Map<string, number>;
-  /** Agents whose latest sample was slow (latency ≥ 2σ) or failed, with its time. */
-  strained: Map<string, number>;
-  /** Agents whose latest sample showed trouble of their own kind: neither witnesses for an outage nor calm peers. */
-  own: Map<string, number>;
+  elevated: boolean;
+  /** Its latest sample was slow (latency ≥ 2σ) or failed. */
+  strained: boolean;
+  /** Its latest sample showed trouble of its own kind: neither a witness for an outage nor a calm peer. */
+  own: boolean;
+}
+
+interface Group {
+  members: Map<string, Member>;
   incident: FleetIncident | null;
   lastElevated: number;
 }
@@ -69,25 +78,16 @@ export class FleetCorrelator {
    * neither a strained nor a calm peer until a sample shows nothing of its own again.
    */
   note(keys: readonly string[], agentId: string, ts: number, providerSignal: boolean, strained = providerSignal, own = false): void {
-    for (const k of keys) {
-      let g = this.groups.get(k);
-      if (!g) this.groups.set(k, (g = newGroup()));
-      g.seen.set(agentId, ts);
-      if (own) {
-        g.own.set(agentId, ts);
-        if (g.elevated.size > 0) g.elevated.delete(agentId);
-        if (g.strained.size > 0) g.strained.delete(agentId);
-        continue;
-      }
-      if (g.own.size > 0) g.own.delete(agentId);
-      if (strained) g.strained.set(agentId, ts);
-      else if (g.strained.size > 0) g.strained.delete(agentId);
-      if (providerSignal) {
-        g.elevated.set(agentId, ts);
-        if (ts > g.lastElevated) g.lastElevated = ts;
-      } else if (g.elevated.size > 0) {
-        g.elevated.delete(agentId);
-      }
+    for (let i = 0; i < keys.length; i++) {
+      let g = this.groups.get(keys[i]);
+      if (!g) this.groups.set(keys[i], (g = newGroup()));
+      let m = g.members.get(agentId);
+      if (!m) g.members.set(agentId, (m = { seen: ts, elevated: false, strained: false, own: false }));
+      m.seen = ts;
+      m.own = own;
+      m.strained = !own && strained;
+      m.elevated = !own && providerSignal;
+      if (m.elevated && ts > g.lastElevated) g.lastElevated = ts;
     }
   }
 
@@ -106,8 +106,8 @@ export class FleetCorrelator {
       const g = this.groups.get(k);
       if (!g) continue;
       const cutoff = now - this.cfg.fleetWindowSeconds;
-      const active = countSince(g.seen, cutoff);
-      const affected = countSince(g.elevated, cutoff);
+      const active = countSince(g, cutoff);
+      const affected = countElevated(g, cutoff);
       const qualifies = affected >= this.cfg.fleetMinAgents && affected >= this.cfg.fleetMinFraction * active && mostlyStrained(g, since);
       const a = { group: k, affected, active, qualifies };
       if (!best || (a.qualifies && !best.qualifies) || (a.qualifies === best.qualifies && a.affected > best.affected)) best = a;
@@ -127,15 +127,15 @@ export class FleetCorrelator {
     let judged = 0;
     for (const k of keys) {
       const g = this.groups.get(k);
-      const active = g ? countSince(g.seen, now - this.cfg.fleetWindowSeconds) : 0;
+      const active = g ? countSince(g, now - this.cfg.fleetWindowSeconds) : 0;
       if (!g || active < this.cfg.fleetMinAgents) continue;
       let calm = 0;
       let strained = 0;
       let own = 0;
-      for (const [a, t] of g.seen) {
-        if (a === agentId || t < since) continue;
-        if (g.own.has(a)) own++;
-        else if (g.strained.has(a)) strained++;
+      for (const [a, m] of g.members) {
+        if (a === agentId || m.seen < since) continue;
+        if (m.own) own++;
+        else if (m.strained) strained++;
         else calm++;
       }
       // In a small group, calm peers and peers sick on their own can leave too few possible witnesses for
@@ -160,7 +160,7 @@ export class FleetCorrelator {
     if (!g) throw new Error(`no fleet group ${group}`);
     if (g.incident) return g.incident;
     const cutoff = now - this.cfg.fleetWindowSeconds;
-    const agents = [...g.elevated].filter(([, t]) => t >= cutoff).map(([a]) => a).sort();
+    const agents = [...g.members].filter(([, m]) => m.elevated && m.seen >= cutoff).map(([a]) => a).sort();
     this.incidentSeq += 1;
     g.incident = { id: `incident-${this.incidentSeq}:${group}`, group, started_at: now, agents, anomalies: [...anomalies].sort(), max_deviation: maxDeviation };
     return g.incident;
@@ -207,9 +207,9 @@ export class FleetCorrelator {
 function mostlyStrained(g: Group, since: number): boolean {
   let strained = 0;
   let calm = 0;
-  for (const [a, t] of g.seen) {
-    if (t < since || g.own.has(a)) continue;
-    if (g.strained.has(a)) strained++;
+  for (const m of g.members.values()) {
+    if (m.seen < since || m.own) continue;
+    if (m.strained) strained++;
     else calm++;
   }
   return strained >= calm;
@@ -219,14 +219,21 @@ function mostlyStrained(g: Group, since: number): boolean {
 const CALM_RATIO = 4;
 
 function newGroup(): Group {
-  return { seen: new Map(), elevated: new Map(), strained: new Map(), own: new Map(), incident: null, lastElevated: 0 };
+  return { members: new Map(), incident: null, lastElevated: 0 };
 }
 
-function countSince(m: Map<string, number>, cutoff: number): number {
+/** Agents of the group that reported since `cutoff`; the others leave it. */
+function countSince(g: Group, cutoff: number): number {
   let n = 0;
-  for (const [k, t] of m) {
-    if (t >= cutoff) n++;
-    else m.delete(k);
+  for (const [a, m] of g.members) {
+    if (m.seen >= cutoff) n++;
+    else g.members.delete(a);
   }
+  return n;
+}
+
+function countElevated(g: Group, cutoff: number): number {
+  let n = 0;
+  for (const m of g.members.values()) if (m.elevated && m.seen >= cutoff) n++;
   return n;
 }
