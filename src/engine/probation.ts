@@ -1,6 +1,6 @@
 import type { AnomalyType, Infection } from '../domain/types.js';
 import type { Vitals } from '../domain/vitals.js';
-import { effectiveSigma, type Baseline } from './baseline.js';
+import { effectiveSigma, log1pOf, type Baseline } from './baseline.js';
 import type { EngineConfig } from './config.js';
 import { CONTINUOUS, NC, NR, RATES } from './metrics.js';
 import { binomialTail, poissonTail, sigmaForTail } from './stats.js';
@@ -42,7 +42,7 @@ export function addSample(t: ProbationTally, b: Baseline, v: Vitals, cfg: Engine
   t.n += 1;
   for (let i = 0; i < NC; i++) scratch[i] = CONTINUOUS[i].read(v);
   for (let i = 0; i < NC; i++) {
-    const z = (Math.log1p(scratch[i]) - b.mean[i]) / effectiveSigma(b, i, cfg);
+    const z = (log1pOf(scratch[i]) - b.mean[i]) / effectiveSigma(b, i, cfg);
     t.sums[i] += Math.min(Z_CLIP_HIGH, Math.max(Z_CLIP_LOW, z));
   }
   for (let j = 0; j < NR; j++) t.sums[NC + j] += RATES[j].read(v);

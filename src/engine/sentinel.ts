@@ -1,7 +1,7 @@
 import { ImmuneError } from '../domain/errors.js';
 import type { AnomalyType } from '../domain/types.js';
 import type { Vitals } from '../domain/vitals.js';
-import { effectiveSigma, type Baseline } from './baseline.js';
+import { effectiveSigma, log1pOf, type Baseline } from './baseline.js';
 import type { EngineConfig } from './config.js';
 import { CONTINUOUS, COST, INPUT, LATENCY, NC, NR, OUTPUT, RATES, readContinuous, TOKENS, TOOLS } from './metrics.js';
 import { binomialTail, poissonTail, sigmaForTail } from './stats.js';
@@ -322,7 +322,7 @@ function judgeContinuous(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineCo
   const young = b.n < SLOW_MIN_SAMPLES;
   readContinuous(v, X);
   for (let i = 0; i < NC; i++) {
-    const y = Math.log1p(X[i]);
+    const y = log1pOf(X[i]);
     const z = (y - b.mean[i]) / effectiveSigma(b, i, cfg);
     s.z[i * RING + slot] = z;
     X[i] = z; // the scratch holds this sample's z from here on (jointScore reads it)
