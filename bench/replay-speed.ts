@@ -16,7 +16,7 @@
  * seconds (bench/thread-cpu.cjs), which another process's load inflates far less than wall time.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, createReadStream, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, createReadStream, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -147,7 +147,11 @@ function engineOnly(path: string): Promise<Timing> {
 /** Writes the trace and lets it go: a heap holding 600k parsed vitals would slow every GC of the timed runs. */
 function writeTrace(file: string, agents: number, hours: number): void {
   const trace = generateTrace({ seed: 1, agents, hours, faultsPerKind: 3 });
-  writeFileSync(file, trace.vitals.map((v) => JSON.stringify(v)).join('\n') + '\n');
+  // In slices: one string of a large trace (≥ 600 agents) would pass V8's maximum string length.
+  writeFileSync(file, '');
+  for (let i = 0; i < trace.vitals.length; i += 100_000) {
+    appendFileSync(file, trace.vitals.slice(i, i + 100_000).map((v) => JSON.stringify(v) + '\n').join(''));
+  }
 }
 
 function median(xs: number[]): number {
