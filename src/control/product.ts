@@ -279,17 +279,24 @@ export class ImmuneProduct {
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     if (this.endTimer) clearTimeout(this.endTimer);
+    // Each step is timed: an operator whose pod takes long to stop needs to know which step waits.
+    const steps: Record<string, number> = {};
+    const timed = async (name: string, f: () => unknown): Promise<void> => {
+      const t0 = performance.now();
+      await f();
+      steps[name] = Math.round(performance.now() - t0);
+    };
     this.sse.stop();
-    await this.app.close();
+    await timed('http', () => this.app.close());
     this.integrations.otlp.close();
     this.integrations.controlUrl.close();
-    await this.checkpoint();
-    await this.cp.close();
-    await this.integrations.notifier.close();
-    await this.integrations.otel?.shutdown();
+    await timed('checkpoint', () => this.checkpoint());
+    await timed('writes', () => this.cp.close());
+    await timed('notifications', () => this.integrations.notifier.close());
+    await timed('otel', () => this.integrations.otel?.shutdown());
     this.integrations.metrics.close();
-    if (this.persistence) await this.persistence.close();
-    else await this.store.close();
+    await timed('store', () => (this.persistence ? this.persistence.close() : this.store.close()));
+    this.o.log.info({ steps_ms: steps }, `stopped in ${Object.values(steps).reduce((a, b) => a + b, 0)} ms`);
     this.resolveDone();
   }
 }
