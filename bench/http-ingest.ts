@@ -60,17 +60,16 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-async function startServer(cacheDir: string): Promise<Server> {
+/** Spawns a node process on a random loopback port and waits until `ready(url)` answers. */
+async function startNode(args: (port: number) => string[], env: NodeJS.ProcessEnv, ready: (url: string) => Promise<boolean>): Promise<Server> {
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const [cmd, args] = command([...SERVER_ARGS, BIN, 'serve', '--port', String(port)]);
-  const child = spawn(cmd, args, {
-    env: { ...process.env, INGEST_API_KEY: KEY, OPERATOR_TOKEN: 'bench-operator-token-00000000', IMMUNE_CACHE_DIR: cacheDir, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const [cmd, argv] = command(args(port));
+  // stdout is not read here: a pipe nobody drains would block the server's synchronous log writes.
+  const child = spawn(cmd, argv, { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
+      if (await ready(url)) break;
     } catch {
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -85,29 +84,24 @@ async function startServer(cacheDir: string): Promise<Server> {
   };
 }
 
+function startServer(cacheDir: string): Promise<Server> {
+  return startNode(
+    (port) => [...SERVER_ARGS, BIN, 'serve', '--port', String(port)],
+    { ...process.env, INGEST_API_KEY: KEY, OPERATOR_TOKEN: 'bench-operator-token-00000000', IMMUNE_CACHE_DIR: cacheDir, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },
+    async (url) => (await fetch(`${url}/healthz`)).ok,
+  );
+}
+
 /** A bare fastify app that parses the same JSON and answers {ok:true}: the ceiling of this machine right now. */
-async function startBaseline(): Promise<Server> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const code = `import Fastify from 'fastify'; const app = Fastify(); app.post('/ingest', async (req) => ({ ok: true, accepted: Array.isArray(req.body) ? req.body.length : 1 })); await app.listen({ port: ${port}, host: '127.0.0.1' });`;
-  const [cmd, args] = command(['--input-type=module', '-e', code]);
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    try {
+function startBaseline(): Promise<Server> {
+  return startNode(
+    (port) => ['--input-type=module', '-e', `import Fastify from 'fastify'; const app = Fastify(); app.post('/ingest', async (req) => ({ ok: true, accepted: Array.isArray(req.body) ? req.body.length : 1 })); await app.listen({ port: ${port}, host: '127.0.0.1' });`],
+    process.env,
+    async (url) => {
       await fetch(`${url}/ingest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  return {
-    url,
-    pid: child.pid!,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      return true;
     },
-  };
+  );
 }
 
 /**
