@@ -34,6 +34,9 @@ export const SeedApproveBody = Type.Object({ agent_id: Type.String({ minLength: 
 export const SeedApproveAllBody = Type.Optional(Type.Object({ approved: Type.Optional(Type.Boolean()) }));
 export const SeedHealBody = Type.Object({ agent_id: Type.String({ minLength: 1, maxLength: 128 }) });
 
+/** `form=compact` selects the compact overview and stream (docs/API.md); other parameters are ignored as before. */
+export const FeedFormQuery = Type.Object({ form: Type.Optional(Type.Union([Type.Literal('full'), Type.Literal('compact')])) });
+
 export const AgentsQuery = Type.Object(
   {
     status: Type.Optional(Type.Union(LIFECYCLE_STATES.map((s) => Type.Literal(s)))),

@@ -3,7 +3,7 @@ import { gzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { compactAgents } from '../../control/views.js';
 import type { Deps } from '../app.js';
-import { AgentIdParams, AgentsQuery, FeedbackBody, ReasonBody } from '../schemas.js';
+import { AgentIdParams, AgentsQuery, FeedbackBody, FeedFormQuery, ReasonBody } from '../schemas.js';
 
 type IdReq = FastifyRequest<{ Params: { id: string }; Body: { reason?: string } | undefined }>;
 
@@ -72,8 +72,6 @@ export function agentRoutes(app: FastifyInstance, d: Deps): void {
   const security: Array<Record<string, string[]>> = [{ bearer: [] }, { session: [] }];
   const actor = (req: FastifyRequest) => d.auth.principal(req).actor;
 
-  /** `form=compact` selects the compact overview and stream (docs/API.md). */
-  const formQuery = { type: 'object', properties: { form: { type: 'string', enum: ['full', 'compact'] } } };
   const cache = overviewCache(() => performance.now());
   /** Serialises the overview. Everything after the one await is read in the same tick, so `seq` matches the agents and timeline. */
   const buildOverview = async (form: OverviewForm): Promise<Serialised> => {
@@ -104,7 +102,7 @@ export function agentRoutes(app: FastifyInstance, d: Deps): void {
         tags: ['dashboard'],
         summary: 'Everything the dashboard needs for its first paint (form=compact: agents as positional rows)',
         security,
-        querystring: formQuery,
+        querystring: FeedFormQuery,
       },
       preHandler: read,
     },
@@ -122,7 +120,7 @@ export function agentRoutes(app: FastifyInstance, d: Deps): void {
   app.get(
     '/api/v1/stream',
     {
-      schema: { tags: ['dashboard'], summary: 'Server-sent events: log events, changed agents, stats, store status (form=compact: vitals-only changes as rows)', security, querystring: formQuery },
+      schema: { tags: ['dashboard'], summary: 'Server-sent events: log events, changed agents, stats, store status (form=compact: vitals-only changes as rows)', security, querystring: FeedFormQuery },
       preHandler: read,
     },
     (req, reply) => {
