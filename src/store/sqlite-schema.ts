@@ -1,17 +1,20 @@
 import type Database from 'better-sqlite3';
 import type { ImmuneEvent } from '../domain/events.js';
 import type { Vitals } from '../domain/vitals.js';
+import { SEGMENTS_DDL, SEGMENTS_UPGRADE_FROM_1, segmentAllocator, segmentPruner } from './sqlite-segments.js';
 import type { SeedRecord } from './store.js';
 
 /**
  * Layout of the embedded database, shared by the reading connection (main
  * thread) and the writer worker. Each (run, agent) pair is interned as a
  * small integer "series", so vitals rows and their one index carry an
- * integer instead of two strings: a smaller index is what keeps durable
- * ingest above 100k rows/s, and (series, ts) serves every vitals query,
- * retention included.
+ * integer instead of two strings; the index is (seg, series, ts), segments
+ * of consecutive rows (sqlite-segments.ts), so inserts stay local to the
+ * newest part of the index however large the file grows.
+ *
+ * Version 2 added the segments; a version-1 file is upgraded in place.
  */
-export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_SCHEMA_VERSION = 2;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL UNIQUE, created_at REAL NOT NULL, touched INTEGER NOT NULL);
@@ -21,15 +24,14 @@ CREATE TABLE IF NOT EXISTS vitals (
   latency_ms REAL NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, token_count INTEGER NOT NULL,
   cost REAL NOT NULL, tool_calls INTEGER NOT NULL, retries INTEGER NOT NULL, success INTEGER NOT NULL,
   model TEXT NOT NULL, provider TEXT NOT NULL, error_type TEXT NOT NULL, prompt_hash TEXT NOT NULL,
-  mcp_servers TEXT NOT NULL, tool_names TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS vitals_by_series ON vitals(series, ts);
+  mcp_servers TEXT NOT NULL, tool_names TEXT NOT NULL, seg INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS events (run INTEGER NOT NULL, seq INTEGER NOT NULL, ts REAL NOT NULL, agent_id TEXT NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_agent ON events(run, agent_id, seq);
 CREATE TABLE IF NOT EXISTS snapshots (run INTEGER PRIMARY KEY, seq INTEGER NOT NULL, saved_at REAL NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS agents (run INTEGER NOT NULL, agent_id TEXT NOT NULL, meta TEXT NOT NULL, PRIMARY KEY (run, agent_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY, run INTEGER NOT NULL, measurement TEXT NOT NULL, agent_id TEXT NOT NULL, ts REAL NOT NULL, fields TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS records_by_measurement ON records(run, measurement, ts);
-`;
+${SEGMENTS_DDL}`;
 
 export type SqliteSync = 'normal' | 'full';
 
@@ -55,12 +57,16 @@ export function migrate(db: Database.Database): void {
   if (version > SQLITE_SCHEMA_VERSION) {
     throw new Error(`database schema version ${version} is newer than this build understands (${SQLITE_SCHEMA_VERSION})`);
   }
-  db.exec(DDL);
-  if (version < SQLITE_SCHEMA_VERSION) db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
+  db.transaction(() => {
+    if (version === 1) db.exec(SEGMENTS_UPGRADE_FROM_1);
+    db.exec(DDL);
+    if (version < SQLITE_SCHEMA_VERSION) db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
+  })();
 }
 
+/** Insert order: the row id and segment come first, from segmentAllocator. */
 export const VITALS_COLUMNS =
-  'series, ts, agent_type, latency_ms, input_tokens, output_tokens, token_count, cost, tool_calls, retries, success, model, provider, error_type, prompt_hash, mcp_servers, tool_names';
+  'id, seg, series, ts, agent_type, latency_ms, input_tokens, output_tokens, token_count, cost, tool_calls, retries, success, model, provider, error_type, prompt_hash, mcp_servers, tool_names';
 
 export interface VitalsRow {
   agent_id: string;
@@ -87,8 +93,10 @@ export interface VitalsRow {
 const list = (xs: readonly string[]) => (xs.length === 0 ? '' : JSON.stringify(xs));
 const unlist = (s: string): string[] => (s === '' ? [] : (JSON.parse(s) as string[]));
 
-export function vitalsParams(series: number, v: Vitals): unknown[] {
+export function vitalsParams(id: number, seg: number, series: number, v: Vitals): unknown[] {
   return [
+    id,
+    seg,
     series,
     v.timestamp,
     v.agent_type,
@@ -200,7 +208,9 @@ export function writer(db: Database.Database, now: () => number) {
   const findRun = db.prepare<[string], { id: number }>('SELECT id FROM runs WHERE run_id = ?');
   const addRun = db.prepare('INSERT INTO runs (run_id, created_at, touched) VALUES (?, ?, 0)');
   const touch = db.prepare('UPDATE runs SET touched = (SELECT coalesce(max(touched), 0) + 1 FROM runs) WHERE id = ?');
-  const insVitals = db.prepare(`INSERT INTO vitals (${VITALS_COLUMNS}) VALUES (${new Array(17).fill('?').join(', ')})`);
+  const insVitals = db.prepare(`INSERT INTO vitals (${VITALS_COLUMNS}) VALUES (${new Array(PACK_WIDTH + 2).fill('?').join(', ')})`);
+  const segments = segmentAllocator(db);
+  const idSeg = [0, 0];
   const findSeries = db.prepare<[number, string], { id: number }>('SELECT id FROM series WHERE run = ? AND agent_id = ?');
   const addSeries = db.prepare('INSERT INTO series (run, agent_id) VALUES (?, ?)');
   const seriesIds = new Map<string, number>();
@@ -236,14 +246,21 @@ export function writer(db: Database.Database, now: () => number) {
       touched.add(r);
       switch (op.k) {
         case 'vitals':
-          for (const v of op.rows) insVitals.run(vitalsParams(seriesOf(r, v.agent_id), v));
+          for (const v of op.rows) {
+            segments.place(v.timestamp, idSeg);
+            insVitals.run(vitalsParams(idSeg[0], idSeg[1], seriesOf(r, v.agent_id), v));
+          }
           break;
         case 'packed': {
           const { dict, nums } = op.packed;
-          const row: unknown[] = new Array(PACK_WIDTH);
+          // Slot j of the packed row goes to column j + 2 (after id and seg).
+          const row: unknown[] = new Array(PACK_WIDTH + 2);
           for (let i = 0; i < nums.length; i += PACK_WIDTH) {
-            row[0] = seriesOf(r, dict[nums[i]]);
-            for (let j = 1; j < PACK_WIDTH; j++) row[j] = STRING_SLOTS.has(j) ? dict[nums[i + j]] : nums[i + j];
+            segments.place(nums[i + 1], idSeg);
+            row[0] = idSeg[0];
+            row[1] = idSeg[1];
+            row[2] = seriesOf(r, dict[nums[i]]);
+            for (let j = 1; j < PACK_WIDTH; j++) row[j + 2] = STRING_SLOTS.has(j) ? dict[nums[i + j]] : nums[i + j];
             insVitals.run(row);
           }
           break;
@@ -264,39 +281,19 @@ export function writer(db: Database.Database, now: () => number) {
           break;
       }
     }
+    segments.finish();
     // Touch in the order runs appeared, so the last-written run is the latest.
     for (const r of touched) touch.run(r);
   };
 
-  // Retention walks the series in id order and deletes through the (series, ts) index, a bounded number of rows per step.
-  const nextSeries = db.prepare<[number], { id: number }>('SELECT id FROM series WHERE id > ? ORDER BY id LIMIT 64');
-  const pruneSeries = db.prepare('DELETE FROM vitals WHERE id IN (SELECT id FROM vitals WHERE series = ? AND ts < ? LIMIT ?)');
-  /**
-   * One short step of a retention pass: deletes at most `budget` rows,
-   * starting at series `cursor`. Returns the rows deleted and where to go on
-   * (null when the pass is complete).
-   */
-  const prune = (olderThan: number, cursor: number, budget: number): { deleted: number; cursor: number | null } => {
-    let deleted = 0;
-    let at = cursor;
-    for (;;) {
-      const ids = nextSeries.all(at - 1);
-      if (ids.length === 0) return { deleted, cursor: null };
-      for (const { id } of ids) {
-        const n = pruneSeries.run(id, olderThan, budget - deleted).changes;
-        deleted += n;
-        if (deleted >= budget) return { deleted, cursor: id };
-        at = id + 1;
-      }
-    }
-  };
-
   return {
     apply,
-    prune,
-    forgetRuns: () => {
+    prune: segmentPruner(db),
+    /** After a rollback: cached ids may name rows that were never committed. */
+    forget: () => {
       runIds.clear();
       seriesIds.clear();
+      segments.forget();
     },
   };
 }

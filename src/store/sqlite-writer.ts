@@ -57,13 +57,13 @@ function flushWrites(): void {
     for (const b of batch) reply({ t: 'ack', id: b.id });
   } catch {
     // One bad request must not fail the others that shared its transaction: retry each alone.
-    w.forgetRuns();
+    w.forget();
     for (const b of batch) {
       try {
         commit(b.ops);
         reply({ t: 'ack', id: b.id });
       } catch (err) {
-        w.forgetRuns();
+        w.forget();
         fail(b.id, err);
       }
     }

@@ -10,6 +10,7 @@ import type { Vitals } from '../domain/vitals.js';
 import type { EngineSnapshot } from '../engine/engine.js';
 import type { Logger } from '../log.js';
 import { configure, eventFromRow, packVitals, migrate, rowToVitals, type VitalsRow, type WriteOp } from './sqlite-schema.js';
+import { segmentReader } from './sqlite-segments.js';
 import type { WriterReply, WriterRequest } from './sqlite-writer.js';
 import type { EventQuery, RegisteredAgent, SeedMeasurement, SeedRecord, Store, StoreHealth } from './store.js';
 
@@ -69,6 +70,7 @@ export class SqliteStore implements Store {
   private readonly runIds = new Map<string, number>();
   private readonly now: () => number;
   private closed = false;
+  private segmentQueries: ReturnType<typeof segmentReader> | null = null;
 
   constructor(private readonly opts: SqliteStoreOptions) {
     this.now = opts.now ?? (() => Date.now() / 1000);
@@ -173,6 +175,7 @@ export class SqliteStore implements Store {
     this.closed = true;
     this.db?.close();
     this.db = null;
+    this.segmentQueries = null;
     this.runIds.clear();
   }
 
@@ -200,6 +203,18 @@ export class SqliteStore implements Store {
     return row?.id ?? null;
   }
 
+  /** The interned id of a (run, agent) pair, or null when the agent never reported in that run. */
+  private seriesKey(runId: string, agentId: string): number | null {
+    const run = this.runKey(runId);
+    if (run === null) return null;
+    return this.read('series', (db) => db.prepare<[number, string], number>('SELECT id FROM series WHERE run = ? AND agent_id = ?').pluck().get(run, agentId) ?? null);
+  }
+
+  private segments(): ReturnType<typeof segmentReader> {
+    this.segmentQueries ??= segmentReader(this.conn());
+    return this.segmentQueries;
+  }
+
   private read<T>(what: string, f: (db: Database.Database) => T): T {
     try {
       return f(this.conn());
@@ -218,39 +233,30 @@ export class SqliteStore implements Store {
   }
 
   async recentVitals(runId: string, agentId: string, opts: { windowSeconds?: number; limit?: number; now?: number }): Promise<Vitals[]> {
-    const run = this.runKey(runId);
-    if (run === null) return [];
+    const series = this.seriesKey(runId, agentId);
+    if (series === null) return [];
     const cutoff = opts.windowSeconds === undefined ? -Infinity : (opts.now ?? this.now()) - opts.windowSeconds;
-    const rows = this.read('recent vitals', (db) =>
-      db
-        .prepare<[number, string, number, number], VitalsRow>(
-          'SELECT s.agent_id, v.* FROM series s JOIN vitals v ON v.series = s.id WHERE s.run = ? AND s.agent_id = ? AND v.ts >= ? ORDER BY v.ts DESC, v.id DESC LIMIT ?',
-        )
-        .all(run, agentId, cutoff, opts.limit ?? -1),
-    );
+    const rows = this.read('recent vitals', () => this.segments().recent(agentId, series, cutoff, opts.limit ?? Infinity));
     return rows.reverse().map(rowToVitals);
   }
 
   async latestVitals(runId: string): Promise<Vitals[]> {
     const run = this.runKey(runId);
     if (run === null) return [];
-    // One index seek per agent of the run.
-    const rows = this.read('latest vitals', (db) =>
-      db
-        .prepare<[number], VitalsRow>('SELECT s.agent_id, v.* FROM series s JOIN vitals v ON v.id = (SELECT id FROM vitals WHERE series = s.id ORDER BY ts DESC, id DESC LIMIT 1) WHERE s.run = ?')
-        .all(run),
-    );
-    return rows.map(rowToVitals);
+    return this.read('latest vitals', (db) => {
+      const agentOf = new Map(db.prepare<[number], { id: number; agent_id: string }>('SELECT id, agent_id FROM series WHERE run = ?').all(run).map((r) => [r.id, r.agent_id]));
+      return this.segments().latest(agentOf).map(rowToVitals);
+    });
   }
 
   async vitalsCount(runId: string, agentId?: string): Promise<number> {
+    if (agentId !== undefined) {
+      const series = this.seriesKey(runId, agentId);
+      return series === null ? 0 : this.read('vitals count', () => this.segments().count(series));
+    }
     const run = this.runKey(runId);
     if (run === null) return 0;
-    return this.read('vitals count', (db) =>
-      agentId === undefined
-        ? db.prepare<[number], { n: number }>('SELECT count(*) AS n FROM series s JOIN vitals v ON v.series = s.id WHERE s.run = ?').get(run)!.n
-        : db.prepare<[number, string], { n: number }>('SELECT count(*) AS n FROM series s JOIN vitals v ON v.series = s.id WHERE s.run = ? AND s.agent_id = ?').get(run, agentId)!.n,
-    );
+    return this.read('vitals count', (db) => db.prepare<[number], number>('SELECT count(*) FROM vitals WHERE series IN (SELECT id FROM series WHERE run = ?)').pluck().get(run)!);
   }
 
   async pruneVitals(olderThanTs: number): Promise<number> {
