@@ -8,7 +8,8 @@
  *   BENCH_SERVER_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench:http   # profile the server
  *
  * Reports requests/s and latency percentiles for single-record ingest, vitals/s for batched ingest,
- * the load average before and after, and the CPU autocannon itself used per request (it shares the
+ * the load average before and after, the server's CPU per request (all threads, and its main thread
+ * alone: the rest is mostly the SQLite writer), and the CPU autocannon itself used per request (it shares the
  * cores with the server, so a cheaper client is a fairer benchmark).
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -49,14 +50,18 @@ interface Server {
   stop: () => Promise<void>;
 }
 
-/** CPU seconds a process has used so far, all its threads (the SQLite writer included), from /proc. */
-function cpuSeconds(pid: number): number {
+const ticks = (statPath: string): number => {
+  const stat = readFileSync(statPath, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+};
+
+/** CPU seconds a process has used so far: all its threads (the SQLite writer included), and its main thread alone, from /proc. */
+function cpuSeconds(pid: number): { all: number; main: number } {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+    return { all: ticks(`/proc/${pid}/stat`), main: ticks(`/proc/${pid}/task/${pid}/stat`) };
   } catch {
-    return NaN;
+    return { all: NaN, main: NaN };
   }
 }
 
@@ -125,7 +130,7 @@ interface Load {
 }
 
 /** One autocannon run; also returns the CPU the server and this process (the client) spent per request. */
-async function run(l: Load): Promise<{ res: autocannon.Result; serverCpuUsPerReq: number; clientCpuUsPerReq: number }> {
+async function run(l: Load): Promise<{ res: autocannon.Result; serverCpuUsPerReq: number; mainCpuUsPerReq: number; clientCpuUsPerReq: number }> {
   let k = 0;
   const cpu0 = process.cpuUsage();
   const server0 = cpuSeconds(l.server.pid);
@@ -145,7 +150,8 @@ async function run(l: Load): Promise<{ res: autocannon.Result; serverCpuUsPerReq
   });
   const cpu = process.cpuUsage(cpu0);
   const perReq = (us: number) => Math.round((us / Math.max(1, res.requests.total)) * 10) / 10;
-  return { res, serverCpuUsPerReq: perReq((cpuSeconds(l.server.pid) - server0) * 1e6), clientCpuUsPerReq: perReq(cpu.user + cpu.system) };
+  const server1 = cpuSeconds(l.server.pid);
+  return { res, serverCpuUsPerReq: perReq((server1.all - server0.all) * 1e6), mainCpuUsPerReq: perReq((server1.main - server0.main) * 1e6), clientCpuUsPerReq: perReq(cpu.user + cpu.system) };
 }
 
 const load = () => Math.round(loadavg()[0] * 100) / 100;
@@ -177,11 +183,11 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       if (ONLY !== 'batched') {
         const s = await run({ ...ingest, connections: 32, bodies: pool(SINGLE_POOL, null, next) });
-        single.push({ rps: s.res.requests.average, p50: s.res.latency.p50, p99: s.res.latency.p99, errors: s.res.errors + s.res.non2xx, server_cpu_us_per_req: s.serverCpuUsPerReq, client_cpu_us_per_req: s.clientCpuUsPerReq });
+        single.push({ rps: s.res.requests.average, p50: s.res.latency.p50, p99: s.res.latency.p99, errors: s.res.errors + s.res.non2xx, server_cpu_us_per_req: s.serverCpuUsPerReq, server_main_thread_cpu_us_per_req: s.mainCpuUsPerReq, client_cpu_us_per_req: s.clientCpuUsPerReq });
       }
       if (ONLY !== 'single') {
         const b = await run({ ...ingest, connections: 8, bodies: pool(BATCH_POOL, BATCH, next) });
-        batched.push({ vitals: b.res.requests.average * BATCH, p99: b.res.latency.p99, errors: b.res.errors + b.res.non2xx, server_cpu_us_per_req: b.serverCpuUsPerReq, client_cpu_us_per_req: b.clientCpuUsPerReq });
+        batched.push({ vitals: b.res.requests.average * BATCH, p99: b.res.latency.p99, errors: b.res.errors + b.res.non2xx, server_cpu_us_per_req: b.serverCpuUsPerReq, server_main_thread_cpu_us_per_req: b.mainCpuUsPerReq, client_cpu_us_per_req: b.clientCpuUsPerReq });
       }
     }
     const store = await (await fetch(`${server.url}/readyz`)).json();

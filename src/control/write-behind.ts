@@ -5,6 +5,13 @@ import type { Store } from '../store/store.js';
 
 const FLUSH_MS = 25;
 const MAX_BATCH = 5000;
+/**
+ * Shortest time between two writes that someone waits for. Without it, single-record requests on a
+ * fast store each got their own commit: one message to the writer thread and one transaction per
+ * one to three records, which cost more CPU than the requests themselves. 2 ms bounds commits to
+ * 500 a second and adds at most 2 ms to an acknowledgement.
+ */
+const MIN_DURABLE_GAP_MS = 2;
 
 /** One promise for everyone whose data is in the same batch: no promise or closure per request. */
 interface Batch {
@@ -40,6 +47,8 @@ export class WriteBehind {
   private waiting: Batch | null = null;
   private timer: NodeJS.Timeout | null = null;
   private kicked = false;
+  /** performance.now() when the last write started. */
+  private lastWrite = -Infinity;
   private inflight: Promise<void> | null = null;
   private failures = 0;
   private closed = false;
@@ -72,14 +81,20 @@ export class WriteBehind {
     return { queued: this.vitalsQ.length + this.eventsQ.length, dropped: 0, failures: this.failures };
   }
 
-  /** Starts a write on the next turn of the event loop, so requests parsed in this turn share it. */
+  /**
+   * Starts a write on the next turn of the event loop, so requests parsed in this turn share it, and
+   * no sooner than MIN_DURABLE_GAP_MS after the previous one, so requests of the next few turns do too.
+   */
   private kick(): void {
     if (this.kicked || this.closed) return;
     this.kicked = true;
-    setImmediate(() => {
+    const go = () => {
       this.kicked = false;
       void this.flush();
-    });
+    };
+    const wait = this.lastWrite + MIN_DURABLE_GAP_MS - performance.now();
+    if (wait > 0) setTimeout(go, wait);
+    else setImmediate(go);
   }
 
   private schedule(): void {
@@ -106,6 +121,7 @@ export class WriteBehind {
       waiting?.resolve();
       return;
     }
+    this.lastWrite = performance.now();
     const events = this.eventsQ;
     const vitals = this.vitalsQ;
     this.eventsQ = [];

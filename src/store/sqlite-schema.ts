@@ -1,16 +1,16 @@
 import type Database from 'better-sqlite3';
 import type { ImmuneEvent } from '../domain/events.js';
 import type { Vitals } from '../domain/vitals.js';
-import { SEGMENTS_DDL, SEGMENTS_UPGRADE_FROM_1, segmentAllocator, segmentPruner } from './sqlite-segments.js';
+import { SEGMENTS_DDL, SEGMENTS_UPGRADE_FROM_1, sealExisting, segmentAllocator, segmentPruner } from './sqlite-segments.js';
 import type { SeedRecord } from './store.js';
 
 /**
  * Layout of the embedded database, shared by the reading connection (main
  * thread) and the writer worker. Each (run, agent) pair is interned as a
  * small integer "series", so vitals rows and their one index carry an
- * integer instead of two strings; the index is (seg, series, ts), segments
- * of consecutive rows (sqlite-segments.ts), so inserts stay local to the
- * newest part of the index however large the file grows.
+ * integer instead of two strings. Vitals are appended in arrival order and
+ * indexed once per segment of consecutive rows (sqlite-segments.ts), not row
+ * by row, so commits stay cheap however large the file grows.
  *
  * Version 2 added the segments; a version-1 file is upgraded in place.
  */
@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS vitals (
   latency_ms REAL NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, token_count INTEGER NOT NULL,
   cost REAL NOT NULL, tool_calls INTEGER NOT NULL, retries INTEGER NOT NULL, success INTEGER NOT NULL,
   model TEXT NOT NULL, provider TEXT NOT NULL, error_type TEXT NOT NULL, prompt_hash TEXT NOT NULL,
-  mcp_servers TEXT NOT NULL, tool_names TEXT NOT NULL, seg INTEGER NOT NULL DEFAULT 0);
+  mcp_servers TEXT NOT NULL, tool_names TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (run INTEGER NOT NULL, seq INTEGER NOT NULL, ts REAL NOT NULL, agent_id TEXT NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_agent ON events(run, agent_id, seq);
 CREATE TABLE IF NOT EXISTS snapshots (run INTEGER PRIMARY KEY, seq INTEGER NOT NULL, saved_at REAL NOT NULL, data TEXT NOT NULL);
@@ -60,13 +60,14 @@ export function migrate(db: Database.Database): void {
   db.transaction(() => {
     if (version === 1) db.exec(SEGMENTS_UPGRADE_FROM_1);
     db.exec(DDL);
+    if (version === 1) sealExisting(db);
     if (version < SQLITE_SCHEMA_VERSION) db.pragma(`user_version = ${SQLITE_SCHEMA_VERSION}`);
   })();
 }
 
-/** Insert order: the row id and segment come first, from segmentAllocator. */
+/** Insert order: the row id comes first, from segmentAllocator. */
 export const VITALS_COLUMNS =
-  'id, seg, series, ts, agent_type, latency_ms, input_tokens, output_tokens, token_count, cost, tool_calls, retries, success, model, provider, error_type, prompt_hash, mcp_servers, tool_names';
+  'id, series, ts, agent_type, latency_ms, input_tokens, output_tokens, token_count, cost, tool_calls, retries, success, model, provider, error_type, prompt_hash, mcp_servers, tool_names';
 
 export interface VitalsRow {
   agent_id: string;
@@ -93,10 +94,9 @@ export interface VitalsRow {
 const list = (xs: readonly string[]) => (xs.length === 0 ? '' : JSON.stringify(xs));
 const unlist = (s: string): string[] => (s === '' ? [] : (JSON.parse(s) as string[]));
 
-export function vitalsParams(id: number, seg: number, series: number, v: Vitals): unknown[] {
+export function vitalsParams(id: number, series: number, v: Vitals): unknown[] {
   return [
     id,
-    seg,
     series,
     v.timestamp,
     v.agent_type,
@@ -208,9 +208,8 @@ export function writer(db: Database.Database, now: () => number) {
   const findRun = db.prepare<[string], { id: number }>('SELECT id FROM runs WHERE run_id = ?');
   const addRun = db.prepare('INSERT INTO runs (run_id, created_at, touched) VALUES (?, ?, 0)');
   const touch = db.prepare('UPDATE runs SET touched = (SELECT coalesce(max(touched), 0) + 1 FROM runs) WHERE id = ?');
-  const insVitals = db.prepare(`INSERT INTO vitals (${VITALS_COLUMNS}) VALUES (${new Array(PACK_WIDTH + 2).fill('?').join(', ')})`);
-  const segments = segmentAllocator(db);
-  const idSeg = [0, 0];
+  const insVitals = db.prepare(`INSERT INTO vitals (${VITALS_COLUMNS}) VALUES (${new Array(PACK_WIDTH + 1).fill('?').join(', ')})`);
+  const ids = segmentAllocator(db);
   const findSeries = db.prepare<[number, string], { id: number }>('SELECT id FROM series WHERE run = ? AND agent_id = ?');
   const addSeries = db.prepare('INSERT INTO series (run, agent_id) VALUES (?, ?)');
   const seriesIds = new Map<string, number>();
@@ -246,21 +245,16 @@ export function writer(db: Database.Database, now: () => number) {
       touched.add(r);
       switch (op.k) {
         case 'vitals':
-          for (const v of op.rows) {
-            segments.place(v.timestamp, idSeg);
-            insVitals.run(vitalsParams(idSeg[0], idSeg[1], seriesOf(r, v.agent_id), v));
-          }
+          for (const v of op.rows) insVitals.run(vitalsParams(ids.next(), seriesOf(r, v.agent_id), v));
           break;
         case 'packed': {
           const { dict, nums } = op.packed;
-          // Slot j of the packed row goes to column j + 2 (after id and seg).
-          const row: unknown[] = new Array(PACK_WIDTH + 2);
+          // Slot j of the packed row goes to column j + 1 (after the id).
+          const row: unknown[] = new Array(PACK_WIDTH + 1);
           for (let i = 0; i < nums.length; i += PACK_WIDTH) {
-            segments.place(nums[i + 1], idSeg);
-            row[0] = idSeg[0];
-            row[1] = idSeg[1];
-            row[2] = seriesOf(r, dict[nums[i]]);
-            for (let j = 1; j < PACK_WIDTH; j++) row[j + 2] = STRING_SLOTS.has(j) ? dict[nums[i + j]] : nums[i + j];
+            row[0] = ids.next();
+            row[1] = seriesOf(r, dict[nums[i]]);
+            for (let j = 1; j < PACK_WIDTH; j++) row[j + 1] = STRING_SLOTS.has(j) ? dict[nums[i + j]] : nums[i + j];
             insVitals.run(row);
           }
           break;
@@ -281,7 +275,6 @@ export function writer(db: Database.Database, now: () => number) {
           break;
       }
     }
-    segments.finish();
     // Touch in the order runs appeared, so the last-written run is the latest.
     for (const r of touched) touch.run(r);
   };
@@ -293,7 +286,7 @@ export function writer(db: Database.Database, now: () => number) {
     forget: () => {
       runIds.clear();
       seriesIds.clear();
-      segments.forget();
+      ids.forget();
     },
   };
 }

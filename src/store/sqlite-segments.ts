@@ -2,118 +2,170 @@ import type Database from 'better-sqlite3';
 import type { VitalsRow } from './sqlite-schema.js';
 
 /**
- * Vitals rows are grouped by arrival into segments of SEGMENT_ROWS
- * consecutive ids, and the one vitals index is (seg, series, ts).
+ * Vitals rows are numbered by arrival and grouped into segments of
+ * SEGMENT_ROWS consecutive ids. Only the newest, *open* segment is written;
+ * when it is full it is *sealed*: its entries are added to `vitals_index`
+ * (seg, series, ts, id) in one sorted INSERT … SELECT, and its time range to
+ * `segments`.
  *
- * Why: with an index on (series, ts), every agent has its own insertion
- * point spread over the whole index, so once the file holds a few million
- * rows each commit dirties about one index page per row and the writer falls
- * from ~300k to ~35k rows/s (bench/store/sqlite-ingest.ts, growing file).
- * Keyed by segment first, all inserts land in the current segment's few
- * hundred index pages, and the rate stays flat however large the file grows.
+ * Why: an index maintained row by row gives each agent its own insertion
+ * point. With 10,000 agents every commit then rewrites about one 4 KiB index
+ * page per row — on a file of a few million rows the writer fell from ~300k
+ * to ~35k rows/s, and even an index led by the segment costs ~20 µs a row in
+ * the small commits of single-record ingest (bench/store, docs/STORAGE.md).
+ * Appending rows to the table and building the index once per segment, in
+ * index order, makes both cheap: commits write the table pages they fill and
+ * little else.
  *
- * The price is on reads of one agent: one index seek per segment instead of
- * one in total. The `segments` table keeps each segment's timestamp range, so
- * a windowed or newest-N query visits only the segments that can hold an
- * answer, newest first, and retention drops old segments whole.
+ * Reads of one agent scan the open segment (at most SEGMENT_ROWS rows, a few
+ * ms) and seek each sealed segment that can hold an answer, newest first;
+ * retention removes old segments a window of ids at a time.
  */
 export const SEGMENT_ROWS = 32_768;
 
 export const SEGMENTS_DDL = `
 CREATE TABLE IF NOT EXISTS segments (seg INTEGER PRIMARY KEY, min_ts REAL NOT NULL, max_ts REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS segments_by_max_ts ON segments(max_ts);
-CREATE INDEX IF NOT EXISTS vitals_by_seg ON vitals(seg, series, ts);
+CREATE TABLE IF NOT EXISTS vitals_index (seg INTEGER NOT NULL, series INTEGER NOT NULL, ts REAL NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (seg, series, ts, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vitals_open (id INTEGER PRIMARY KEY CHECK (id = 1), first_id INTEGER NOT NULL);
+INSERT OR IGNORE INTO vitals_open (id, first_id) VALUES (1, 0);
 `;
 
 /**
- * Upgrade of a schema-1 file (index on (series, ts)) in place: its rows all
- * become segment 0, new rows go to the segments after the largest id.
+ * Upgrade of a schema-1 file (a row-by-row index on (series, ts)): the index
+ * goes; the existing rows are sealed by the writer's first write or by
+ * `sealComplete` at open.
  */
-export const SEGMENTS_UPGRADE_FROM_1 = `
-ALTER TABLE vitals ADD COLUMN seg INTEGER NOT NULL DEFAULT 0;
-DROP INDEX IF EXISTS vitals_by_series;
-${SEGMENTS_DDL}
-INSERT INTO segments (seg, min_ts, max_ts) SELECT 0, min(ts), max(ts) FROM vitals HAVING count(*) > 0;
-`;
+export const SEGMENTS_UPGRADE_FROM_1 = `DROP INDEX IF EXISTS vitals_by_series;`;
 
-/**
- * The writer's side: hands out row ids (the writer is the only one, so it can
- * count them itself and know each row's segment before the insert) and
- * records each segment's timestamp range in the same transaction.
- */
-export function segmentAllocator(db: Database.Database) {
+const segOf = (id: number) => Math.floor(id / SEGMENT_ROWS);
+
+/** Seals every full segment below the one that holds `id` (or the newest row when omitted). */
+function sealer(db: Database.Database) {
+  const openFrom = db.prepare<[], number>('SELECT first_id FROM vitals_open').pluck();
+  const setOpen = db.prepare('UPDATE vitals_open SET first_id = ?');
   const lastId = db.prepare<[], number | null>('SELECT max(id) FROM vitals').pluck();
-  const putRange = db.prepare(
-    'INSERT INTO segments (seg, min_ts, max_ts) VALUES (?, ?, ?) ON CONFLICT(seg) DO UPDATE SET min_ts = min(min_ts, excluded.min_ts), max_ts = max(max_ts, excluded.max_ts)',
-  );
-  let nextId: number | null = null;
-  // The range seen in this transaction for the segment being filled (a batch rarely spans two).
-  let seg = -1;
-  let lo = Infinity;
-  let hi = -Infinity;
-
-  const saveRange = () => {
-    if (seg >= 0) putRange.run(seg, lo, hi);
-    seg = -1;
-    lo = Infinity;
-    hi = -Infinity;
-  };
+  const range = db.prepare<[number, number], { n: number; lo: number | null; hi: number | null }>('SELECT count(*) AS n, min(ts) AS lo, max(ts) AS hi FROM vitals WHERE id >= ? AND id < ?');
+  const index = db.prepare('INSERT INTO vitals_index (seg, series, ts, id) SELECT ?, series, ts, id FROM vitals WHERE id >= ? AND id < ? ORDER BY series, ts, id');
+  const addSegment = db.prepare('INSERT OR REPLACE INTO segments (seg, min_ts, max_ts) VALUES (?, ?, ?)');
+  let open: number | null = null;
 
   return {
-    /** Id and segment for the next row; `out[0]` = id, `out[1]` = seg (no allocation per row). */
-    place(ts: number, out: number[]): void {
-      if (nextId === null) nextId = (lastId.get() ?? 0) + 1;
-      const id = nextId++;
-      const s = Math.floor(id / SEGMENT_ROWS);
-      if (s !== seg) {
-        saveRange();
-        seg = s;
-      }
-      if (ts < lo) lo = ts;
-      if (ts > hi) hi = ts;
-      out[0] = id;
-      out[1] = s;
+    /** First id of the open segment (cached; call forget() after a rollback). */
+    openFrom(): number {
+      open ??= openFrom.get() ?? 0;
+      return open;
     },
-    /** Call before the transaction commits. */
-    finish: saveRange,
-    /** After a rollback: the counter and the pending range are stale. */
+    /** Seals full segments until the one holding `id` is the open one. Runs inside the caller's transaction. */
+    sealBefore(id: number): void {
+      let from = this.openFrom();
+      while (segOf(id) > segOf(from)) {
+        const s = segOf(from);
+        const lo = s * SEGMENT_ROWS;
+        const hi = lo + SEGMENT_ROWS;
+        const r = range.get(lo, hi)!;
+        if (r.n > 0) {
+          index.run(s, lo, hi);
+          addSegment.run(s, r.lo, r.hi);
+        }
+        from = hi;
+      }
+      if (from !== open) {
+        setOpen.run(from);
+        open = from;
+      }
+    },
+    /** Seals what is already full (a file upgraded from schema 1). */
+    sealComplete(): void {
+      const last = lastId.get();
+      if (last !== null && last !== undefined) this.sealBefore(last);
+    },
     forget(): void {
-      nextId = null;
-      seg = -1;
-      lo = Infinity;
-      hi = -Infinity;
+      open = null;
     },
   };
 }
 
 /**
- * One short step of a retention pass: deletes at most `budget` rows older
- * than `olderThan`, visiting segments from `cursor` on. A segment with nothing
- * newer left is dropped from `segments`; otherwise its lower bound is raised so
- * the next pass skips it. Returns where to go on (null when the pass is done).
+ * The writer's side: hands out row ids (the writer is the only one, so it
+ * counts them itself) and seals a segment when the next id leaves it.
+ */
+export function segmentAllocator(db: Database.Database) {
+  const lastId = db.prepare<[], number | null>('SELECT max(id) FROM vitals').pluck();
+  const seal = sealer(db);
+  let nextId: number | null = null;
+  let sealAt = 0;
+
+  return {
+    /** Id of the next row; seals the open segment first when the id starts a new one. */
+    next(): number {
+      if (nextId === null) {
+        nextId = Math.max((lastId.get() ?? 0) + 1, seal.openFrom());
+        seal.sealBefore(nextId);
+        sealAt = seal.openFrom() + SEGMENT_ROWS;
+      }
+      const id = nextId++;
+      if (id >= sealAt) {
+        seal.sealBefore(id);
+        sealAt = seal.openFrom() + SEGMENT_ROWS;
+      }
+      return id;
+    },
+    /** After a rollback: the counter and the open segment are stale. */
+    forget(): void {
+      nextId = null;
+      seal.forget();
+    },
+  };
+}
+
+/** Seals the full segments of a file written before segments existed (schema 1). */
+export function sealExisting(db: Database.Database): void {
+  sealer(db).sealComplete();
+}
+
+/**
+ * One short step of a retention pass: deletes vitals older than `olderThan`
+ * in a window of at most `budget` ids, then moves on. Sealed segments whose
+ * range starts before the cut are visited in order, then the open segment.
+ * A sealed segment with nothing newer left is dropped from `segments`;
+ * otherwise its lower bound is raised so later passes skip it. `cursor` is
+ * the id to go on from (0 to start); returns null as cursor when done.
  */
 export function segmentPruner(db: Database.Database) {
-  const candidates = db.prepare<[number, number], { seg: number; max_ts: number }>('SELECT seg, max_ts FROM segments WHERE seg >= ? AND min_ts < ? ORDER BY seg LIMIT 64');
-  const deleteOld = db.prepare('DELETE FROM vitals WHERE id IN (SELECT id FROM vitals WHERE seg = ? AND ts < ? LIMIT ?)');
+  const seal = sealer(db);
+  const nextSegment = db.prepare<[number, number], { seg: number; max_ts: number }>('SELECT seg, max_ts FROM segments WHERE seg >= ? AND min_ts < ? ORDER BY seg LIMIT 1');
+  const deleteRows = db.prepare('DELETE FROM vitals WHERE id >= ? AND id < ? AND ts < ?');
+  const deleteEntries = db.prepare('DELETE FROM vitals_index WHERE seg = ? AND ts < ? AND id >= ? AND id < ?');
   const dropSegment = db.prepare('DELETE FROM segments WHERE seg = ?');
   const raiseLow = db.prepare('UPDATE segments SET min_ts = max(min_ts, ?) WHERE seg = ?');
+  const deleteOpen = db.prepare('DELETE FROM vitals WHERE id IN (SELECT id FROM vitals WHERE id >= ? AND ts < ? LIMIT ?)');
 
   return (olderThan: number, cursor: number, budget: number): { deleted: number; cursor: number | null } => {
+    seal.forget();
+    const open = seal.openFrom();
     let deleted = 0;
+    let room = budget; // ids left to visit in this step
     let at = cursor;
-    for (;;) {
-      const segs = candidates.all(at, olderThan);
-      if (segs.length === 0) return { deleted, cursor: null };
-      for (const { seg, max_ts } of segs) {
-        const left = budget - deleted;
-        const n = deleteOld.run(seg, olderThan, left).changes;
-        deleted += n;
-        if (n >= left) return { deleted, cursor: seg };
-        if (max_ts < olderThan) dropSegment.run(seg);
-        else raiseLow.run(olderThan, seg);
-        at = seg + 1;
+    while (at < open) {
+      const s = nextSegment.get(segOf(at), olderThan);
+      if (!s) break;
+      const lo = Math.max(at, s.seg * SEGMENT_ROWS);
+      const end = (s.seg + 1) * SEGMENT_ROWS;
+      const hi = Math.min(end, lo + room);
+      deleted += deleteRows.run(lo, hi, olderThan).changes;
+      deleteEntries.run(s.seg, olderThan, lo, hi);
+      room -= hi - lo;
+      at = hi;
+      if (hi === end) {
+        if (s.max_ts < olderThan) dropSegment.run(s.seg);
+        else raiseLow.run(olderThan, s.seg);
       }
+      if (room <= 0) return { deleted, cursor: at };
     }
+    const n = deleteOpen.run(open, olderThan, room).changes;
+    deleted += n;
+    return n >= room ? { deleted, cursor: open } : { deleted, cursor: null };
   };
 }
 
@@ -122,52 +174,62 @@ type Row = VitalsRow & { id: number };
 /** Newest first: by timestamp, then by arrival. */
 const newestFirst = (a: Row, b: Row) => b.ts - a.ts || b.id - a.id;
 
-/** The reading side (main thread): per-agent queries that visit only the segments that can hold an answer. */
+/**
+ * The reading side (main thread). Each method runs in one read transaction,
+ * so the open segment and the sealed ones are seen at the same commit.
+ */
 export function segmentReader(db: Database.Database) {
+  const openFrom = db.prepare<[], number>('SELECT first_id FROM vitals_open').pluck();
   const segmentsFrom = db.prepare<[number], { seg: number; max_ts: number }>('SELECT seg, max_ts FROM segments WHERE max_ts >= ? ORDER BY max_ts DESC, seg DESC');
+  const inOpen = db.prepare<[string, number, number, number, number], Row>('SELECT ? AS agent_id, * FROM vitals WHERE id >= ? AND series = ? AND ts >= ? ORDER BY ts DESC, id DESC LIMIT ?');
   const inSegment = db.prepare<[string, number, number, number, number], Row>(
-    'SELECT ? AS agent_id, * FROM vitals WHERE seg = ? AND series = ? AND ts >= ? ORDER BY ts DESC, id DESC LIMIT ?',
+    'SELECT ? AS agent_id, v.* FROM vitals_index x JOIN vitals v ON v.id = x.id WHERE x.seg = ? AND x.series = ? AND x.ts >= ? ORDER BY x.ts DESC, x.id DESC LIMIT ?',
   );
-  const newestPerSeries = db.prepare<[number], { series: number; ts: number; id: number }>('SELECT series, max(ts) AS ts, id FROM vitals WHERE seg = ? GROUP BY series');
+  const newestInOpen = db.prepare<[number], { series: number; ts: number; id: number }>('SELECT series, max(ts) AS ts, id FROM vitals WHERE id >= ? GROUP BY series');
+  const newestInSegment = db.prepare<[number], { series: number; ts: number; id: number }>('SELECT series, max(ts) AS ts, id FROM vitals_index WHERE seg = ? GROUP BY series');
   const byId = db.prepare<[string, number], Row>('SELECT ? AS agent_id, * FROM vitals WHERE id = ?');
-  const countSeries = db.prepare<[number], number>('SELECT count(*) FROM vitals WHERE seg IN (SELECT seg FROM segments) AND series = ?').pluck();
+  const countOpen = db.prepare<[number, number], number>('SELECT count(*) FROM vitals WHERE id >= ? AND series = ?').pluck();
+  const countSealed = db.prepare<[number], number>('SELECT count(*) FROM vitals_index WHERE seg IN (SELECT seg FROM segments) AND series = ?').pluck();
+  const countRunOpen = db.prepare<[number, number], number>('SELECT count(*) FROM vitals WHERE id >= ? AND series IN (SELECT id FROM series WHERE run = ?)').pluck();
+  const countRunSealed = db.prepare<[number], number>('SELECT count(*) FROM vitals_index WHERE series IN (SELECT id FROM series WHERE run = ?)').pluck();
 
-  return {
-    /** One agent's samples at or after `cutoff`, at most `limit` of them (the newest; Infinity for all), newest first. */
-    recent(agentId: string, series: number, cutoff: number, limit: number): Row[] {
-      let rows: Row[] = [];
-      const sqlLimit = Number.isFinite(limit) ? limit : -1;
-      for (const { seg, max_ts } of segmentsFrom.all(cutoff)) {
-        // Segments come by their newest timestamp: once `limit` rows newer than all of this one are in hand, none later can displace them.
-        if (rows.length >= limit && max_ts < rows[limit - 1].ts) break;
-        const found = inSegment.all(agentId, seg, series, cutoff, sqlLimit);
-        if (found.length === 0) continue;
-        rows = rows.concat(found).sort(newestFirst);
-        if (rows.length > limit) rows.length = limit;
+  /** One agent's samples at or after `cutoff`, at most `limit` of them (the newest; Infinity for all), newest first. */
+  const recent = db.transaction((agentId: string, series: number, cutoff: number, limit: number): Row[] => {
+    const sqlLimit = Number.isFinite(limit) ? limit : -1;
+    let rows = inOpen.all(agentId, openFrom.get() ?? 0, series, cutoff, sqlLimit);
+    for (const { seg, max_ts } of segmentsFrom.all(cutoff)) {
+      // Segments come by their newest timestamp: once `limit` rows newer than all of this one are in hand, none later can displace them.
+      if (rows.length >= limit && max_ts < rows[limit - 1].ts) break;
+      const found = inSegment.all(agentId, seg, series, cutoff, sqlLimit);
+      if (found.length === 0) continue;
+      rows = rows.concat(found).sort(newestFirst);
+      if (rows.length > limit) rows.length = limit;
+    }
+    return rows;
+  });
+
+  /** The newest sample of each of the given series (by timestamp, then arrival). */
+  const latest = db.transaction((agentOf: ReadonlyMap<number, string>): Row[] => {
+    const best = new Map<number, { ts: number; id: number }>();
+    const note = (r: { series: number; ts: number; id: number }) => {
+      if (!agentOf.has(r.series)) return;
+      const b = best.get(r.series);
+      if (!b || r.ts > b.ts || (r.ts === b.ts && r.id > b.id)) best.set(r.series, { ts: r.ts, id: r.id });
+    };
+    for (const r of newestInOpen.all(openFrom.get() ?? 0)) note(r);
+    for (const { seg, max_ts } of segmentsFrom.all(-Infinity)) {
+      if (best.size === agentOf.size) {
+        let oldestBest = Infinity;
+        for (const b of best.values()) if (b.ts < oldestBest) oldestBest = b.ts;
+        if (max_ts < oldestBest) break;
       }
-      return rows;
-    },
+      for (const r of newestInSegment.all(seg)) note(r);
+    }
+    return [...best].map(([series, b]) => byId.get(agentOf.get(series)!, b.id)!);
+  });
 
-    /** The newest sample of each of the given series (by timestamp, then arrival). */
-    latest(agentOf: ReadonlyMap<number, string>): Row[] {
-      const best = new Map<number, { ts: number; id: number }>();
-      for (const { seg, max_ts } of segmentsFrom.all(-Infinity)) {
-        if (best.size === agentOf.size) {
-          let oldestBest = Infinity;
-          for (const b of best.values()) if (b.ts < oldestBest) oldestBest = b.ts;
-          if (max_ts < oldestBest) break;
-        }
-        for (const r of newestPerSeries.all(seg)) {
-          if (!agentOf.has(r.series)) continue;
-          const b = best.get(r.series);
-          if (!b || r.ts > b.ts || (r.ts === b.ts && r.id > b.id)) best.set(r.series, { ts: r.ts, id: r.id });
-        }
-      }
-      return [...best].map(([series, b]) => byId.get(agentOf.get(series)!, b.id)!);
-    },
+  const count = db.transaction((series: number): number => countOpen.get(openFrom.get() ?? 0, series)! + countSealed.get(series)!);
+  const countRun = db.transaction((run: number): number => countRunOpen.get(openFrom.get() ?? 0, run)! + countRunSealed.get(run)!);
 
-    count(series: number): number {
-      return countSeries.get(series) ?? 0;
-    },
-  };
+  return { recent, latest, count, countRun };
 }

@@ -256,7 +256,7 @@ export class SqliteStore implements Store {
     }
     const run = this.runKey(runId);
     if (run === null) return 0;
-    return this.read('vitals count', (db) => db.prepare<[number], number>('SELECT count(*) FROM vitals WHERE series IN (SELECT id FROM series WHERE run = ?)').pluck().get(run)!);
+    return this.read('vitals count', () => this.segments().countRun(run));
   }
 
   async pruneVitals(olderThanTs: number): Promise<number> {

@@ -82,8 +82,9 @@ describe('sqlite store: vitals spread over many segments', () => {
       const db = new Database(path, { readonly: true });
       const segs = db.prepare<[], { seg: number; min_ts: number }>('SELECT seg, min_ts FROM segments ORDER BY seg').all();
       db.close();
-      // Two segments dropped whole; the half-pruned one no longer claims rows older than the cut.
-      expect(segs.length).toBe(3);
+      // Ids start at 1, so the last row opens segment 4. Segments 0 and 1 are dropped whole; the half-pruned
+      // segment 2 no longer claims rows older than the cut; the open segment has no entry until it is sealed.
+      expect(segs.map((x) => x.seg)).toEqual([2, 3]);
       expect(segs[0].min_ts).toBeGreaterThanOrEqual(cut);
       // A second pass finds nothing to do.
       expect(await s.pruneVitals(cut)).toBe(0);
@@ -136,6 +137,9 @@ describe('sqlite store: upgrade of a schema-1 file', () => {
     }
     const after = new Database(path, { readonly: true });
     expect(after.pragma('user_version', { simple: true })).toBe(2);
+    // The old rows' full segment was indexed at the upgrade (ids 1..32767), minus what retention removed.
+    expect(after.prepare('SELECT seg FROM segments').pluck().all()).toEqual([0]);
+    expect(after.prepare('SELECT count(*) FROM vitals_index').pluck().get()).toBe(SEGMENT_ROWS - 1 - 30_000);
     expect(after.prepare('SELECT name FROM sqlite_master WHERE type = ? ORDER BY name').pluck().all('index')).not.toContain('vitals_by_series');
     after.close();
   });
