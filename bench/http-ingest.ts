@@ -92,7 +92,7 @@ async function startNode(args: (port: number) => string[], env: NodeJS.ProcessEn
 function startServer(cacheDir: string): Promise<Server> {
   return startNode(
     (port) => [...SERVER_ARGS, BIN, 'serve', '--port', String(port)],
-    { ...process.env, INGEST_API_KEY: KEY, OPERATOR_TOKEN: 'bench-operator-token-00000000', IMMUNE_CACHE_DIR: cacheDir, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },
+    { ...process.env, INGEST_API_KEY: KEY, OPERATOR_TOKEN: 'bench-operator-token-00000000', IMMUNE_CACHE_DIR: cacheDir, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', LOG_FORMAT: 'json' },
     async (url) => (await fetch(`${url}/healthz`)).ok,
   );
 }
