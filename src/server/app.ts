@@ -44,6 +44,8 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
     loggerInstance: deps.log.child({ module: 'http' }) as unknown as FastifyBaseLogger,
     // One log line per request would drown the decisions at 15k req/s; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
+    // No child logger per request (a pino child costs ~1 µs, 1 % of single-record ingest): errors are logged with their reqId explicitly.
+    childLoggerFactory: (logger) => logger,
     bodyLimit: deps.config.bodyLimitBytes,
     trustProxy: false,
     ajv: undefined,
