@@ -168,6 +168,7 @@ async function main(): Promise<void> {
     .option('--agents <n>', 'agents in the trace', '200')
     .option('--hours <n>', 'hours of event time', '8')
     .option('--runs <n>', 'rounds (the median is reported)', '5')
+    .option('--keep <file>', 'write the trace to this file and keep it (for profiling `immune replay` on it)')
     .option('--engine-only <file>', '(internal) time the engine alone over this file and print JSON')
     .parse()
     .opts<{ agents: string; hours: string; runs: string; engineOnly?: string }>();
@@ -176,7 +177,7 @@ async function main(): Promise<void> {
   if (statSync('dist/control/replay/replay-file.js').mtimeMs < statSync('src/control/replay/replay-file.ts').mtimeMs) process.stderr.write('warning: dist/ is older than src/: run "npm run build"\n');
 
   const dir = mkdtempSync(join(tmpdir(), 'replay-speed-'));
-  const file = join(dir, 'vitals.jsonl');
+  const file = o.keep ?? join(dir, 'vitals.jsonl');
   try {
     writeTrace(file, Number(o.agents), Number(o.hours));
     const mb = statSync(file).size / 1e6;
