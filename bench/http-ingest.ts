@@ -13,7 +13,7 @@
  * cores with the server, so a cheaper client is a fairer benchmark).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -70,7 +70,9 @@ async function startNode(args: (port: number) => string[], env: NodeJS.ProcessEn
   const port = 20000 + Math.floor(Math.random() * 20000);
   const [cmd, argv] = command(args(port));
   // stdout is not read here: a pipe nobody drains would block the server's synchronous log writes.
-  const child = spawn(cmd, argv, { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  // BENCH_SERVER_LOG=<file> keeps it (with BENCH_LOG_LEVEL=info: the shutdown's step durations).
+  const out = process.env.BENCH_SERVER_LOG ? openSync(process.env.BENCH_SERVER_LOG, 'a') : 'ignore';
+  const child = spawn(cmd, argv, { env, stdio: ['ignore', out, 'inherit'] });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     try {
