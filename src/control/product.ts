@@ -6,6 +6,7 @@ import { ImmuneEngine, type EngineSnapshot } from '../engine/engine.js';
 import type { Logger } from '../log.js';
 import { buildApp } from '../server/app.js';
 import { Auth } from '../server/auth.js';
+import { closeGracefully } from '../server/graceful-close.js';
 import type { SseHub } from '../server/sse.js';
 import { defaultSchedule, type ChaosEntry } from '../sim/chaos.js';
 import { createFleet } from '../sim/fleet.js';
@@ -47,9 +48,6 @@ export interface ProductOptions {
  * starts the loop, `stop` undoes everything in reverse and is safe to call
  * twice. `done` resolves when the run duration has elapsed.
  */
-/** At shutdown, requests in flight get this long to finish before the remaining connections are closed. */
-const HTTP_DRAIN_MS = 2000;
-
 /** A checkpoint is followed by a pause of at least this many times its own duration (≤ 2 % of the time). */
 const CHECKPOINT_BUDGET = 50;
 /** …but never more than this many times the configured interval apart (10 s → at most 60 s). */
@@ -308,16 +306,7 @@ export class ImmuneProduct {
       steps[name] = Math.round(performance.now() - t0);
     };
     this.sse.stop();
-    await timed('http', async () => {
-      // A client that holds a connection open without sending a request (load generators, some proxies)
-      // kept close() waiting up to the 60 s header timeout: past a short drain, connections are cut.
-      const cut = setTimeout(() => this.app.server.closeAllConnections(), HTTP_DRAIN_MS);
-      try {
-        await this.app.close();
-      } finally {
-        clearTimeout(cut);
-      }
-    });
+    await timed('http', () => closeGracefully(this.app));
     this.integrations.otlp.close();
     this.integrations.controlUrl.close();
     await timed('checkpoint', () => this.checkpoint());

@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import { ImmuneError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
+import { closeGracefully } from '../server/graceful-close.js';
 import { createStore, selectStoreKind } from '../store/open-store.js';
 import { isRetryable } from '../store/resilient.js';
 import type { Store } from '../store/store.js';
@@ -62,7 +63,7 @@ export async function startServerApi(o: StartServerApiOptions): Promise<RunningS
     close: async () => {
       if (closed) return;
       closed = true;
-      await app.close();
+      await closeGracefully(app);
       if (owned) await s.close();
     },
   };
