@@ -104,14 +104,33 @@ for (const [i, c] of configs.entries()) {
 {
   const slice = 500_000;
   const slices: Array<{ rows_before: number; vitals_per_s: number }> = [];
+  let reads: Record<string, number> = {};
   await withStore(true, async (s) => {
     for (let done = 0; done < GROW; done += slice) {
       const rate = await drive((b) => s.appendVitals('grow', b), { total: slice, batch: 5000, concurrency: 1, agents: AGENTS, t0: T0 + done / 1000 });
       slices.push({ rows_before: done, vitals_per_s: Math.round(rate) });
       console.log(`growing file, ${fmt(done)} → ${fmt(done + slice)} rows: ${fmt(rate)} vitals/s`);
     }
+    // What reading one agent costs on the grown file (the dashboard's detail view, the server API's recent/count).
+    const time = async (f: () => Promise<unknown>) => {
+      const xs: number[] = [];
+      for (let k = 0; k < 21; k++) {
+        const t0 = performance.now();
+        await f();
+        xs.push(performance.now() - t0);
+      }
+      return Math.round(median(xs) * 100) / 100;
+    };
+    const end = T0 + GROW / 1000;
+    reads = {
+      recent_200_of_one_agent_ms: await time(() => s.recentVitals('grow', 'bench-agent-4242', { limit: 200 })),
+      recent_60s_window_of_one_agent_ms: await time(() => s.recentVitals('grow', 'bench-agent-4242', { windowSeconds: 60, now: end })),
+      count_of_one_agent_ms: await time(() => s.vitalsCount('grow', 'bench-agent-4242')),
+      latest_of_every_agent_ms: await time(() => s.latestVitals('grow')),
+    };
+    console.log(`reads on the grown file (median of 21): ${JSON.stringify(reads)}`);
   });
-  results.growing_file = { agents: AGENTS, slice, slices };
+  results.growing_file = { agents: AGENTS, slice, slices, reads };
 }
 
 // Size on disk: one million vitals from 10,000 agents, WAL checkpointed into the main file.
