@@ -71,7 +71,11 @@ export class WriteBehind {
 
   /** Resolves once everything queued before the call is in the store (rejects if the store refused it). */
   durable(): Promise<void> {
-    if (this.vitalsQ.length === 0 && this.eventsQ.length === 0) return this.inflight ?? Promise.resolve();
+    if (this.vitalsQ.length === 0 && this.eventsQ.length === 0) {
+      // The caller's data may be in the write in flight: once it settles, a failed batch is back in
+      // the queue, and this waits for the retry (rejecting if that fails too).
+      return this.inflight ? this.inflight.then(() => this.durable()) : Promise.resolve();
+    }
     this.waiting ??= newBatch();
     this.kick();
     return this.waiting.promise;

@@ -68,6 +68,29 @@ describe('WriteBehind', () => {
     await wb.close();
   });
 
+  it('does not acknowledge data whose write is in flight until that write succeeds', async () => {
+    // A slow failing store: the timer's write takes the data off the queue, then fails.
+    class SlowFlaky extends FlakyStore {
+      started = 0;
+      override async appendVitals(runId: string, batch: readonly Vitals[]): Promise<void> {
+        this.started += 1;
+        await new Promise((r) => setTimeout(r, 50));
+        return super.appendVitals(runId, batch);
+      }
+    }
+    const store = new SlowFlaky(1);
+    const wb = new WriteBehind(store, 'run', silentLogger());
+    wb.vitals(vitals('a', 1));
+    // Wait until the 25 ms timer has started the write: the data is off the queue, in flight.
+    while (store.started === 0) await new Promise((r) => setTimeout(r, 5));
+    expect(wb.stats().queued).toBe(0);
+    await wb.durable();
+    // Acknowledged only by the retry that stored it, not by the failed write it was in.
+    expect(await store.recentVitals('run', 'a', {})).toHaveLength(1);
+    expect(store.writes).toBe(2);
+    await wb.close();
+  });
+
   it('resolves at once when nothing is queued and nothing is being written', async () => {
     const store = new FlakyStore(0);
     const wb = new WriteBehind(store, 'run', silentLogger());
