@@ -132,9 +132,10 @@ function fill(v: Vitals, c: VitalsChunk, i: number, nowSeconds: number, agentId:
   v.provider = strings[ref[r + R_PROVIDER]];
   v.error_type = strings[ref[r + R_ERROR_TYPE]];
   v.prompt_hash = strings[ref[r + R_PROMPT_HASH]];
-  // A copy of a non-empty list: the chunk's lists are shared by its records.
-  v.mcp_servers = mcp < 0 ? NO_ITEMS : c.lists[mcp].slice();
-  v.tool_names = tools < 0 ? NO_ITEMS : c.lists[tools].slice();
+  // The chunk's lists are shared by its records, not copied (a copy per record was a third of the engine
+  // thread's allocation, so of its scavenges): admit() froze them, and the engine copies what it keeps.
+  v.mcp_servers = mcp < 0 ? NO_ITEMS : c.lists[mcp];
+  v.tool_names = tools < 0 ? NO_ITEMS : c.lists[tools];
   return v;
 }
 
@@ -156,6 +157,7 @@ export class VitalsReader {
     else if (c.firstString !== this.strings.length) throw new Error(`replay chunk out of order: strings from ${c.firstString}, expected ${this.strings.length}`);
     for (let k = 0; k < c.agents.length; k++) this.ids.push(c.agents[k]);
     for (let k = 0; k < c.strings.length; k++) this.strings.push(c.strings[k]);
+    for (let k = 0; k < c.lists.length; k++) Object.freeze(c.lists[k]);
   }
 
   /** Record i of chunk c, in its agent's object (valid until that agent's next record is read). */
