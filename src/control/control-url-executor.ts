@@ -109,13 +109,24 @@ export class ControlUrlExecutor implements ActionExecutor {
   private async post(url: string, body: string): Promise<Attempt> {
     // Signed per attempt, so the timestamp is fresh for the receiver's replay window.
     const headers = { 'content-type': 'application/json', 'user-agent': 'agent-immune-control', ...signatureHeaders(this.o.secret, body, this.now() / 1000) };
+    // An explicit timer, not AbortSignal.any([AbortSignal.timeout(…), …]): in Node 20 the composite holds
+    // its sources weakly, so the timeout signal could be collected before it fired and a hanging control
+    // URL then hung the delivery for good (nodejs/node#57736; seen as a flaky test under load).
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new DOMException(`no answer within ${this.timeoutMs} ms`, 'TimeoutError')), this.timeoutMs);
+    const onShutdown = () => abort.abort(this.shutdown.signal.reason);
+    if (this.shutdown.signal.aborted) onShutdown();
+    else this.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
     try {
-      const res = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.shutdown.signal]) });
+      const res = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal: abort.signal });
       return { kind: 'answer', status: res.status, text: (await res.text()).slice(0, 4096) };
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
       if (e.name === 'TimeoutError') return { kind: 'error', message: `no answer within ${this.timeoutMs} ms` };
       return { kind: 'error', message: e.cause?.code ?? e.cause?.message ?? e.message };
+    } finally {
+      clearTimeout(timer);
+      this.shutdown.signal.removeEventListener('abort', onShutdown);
     }
   }
 

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifySignature } from '../../sdk/typescript/src/index.js';
 import type { ControlPlane } from '../../src/control/control-plane.js';
@@ -90,6 +92,23 @@ describe('ControlUrlExecutor', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
     expect(Date.now() - t0).toBeLessThan(3000);
     expect(s.requests).toHaveLength(2);
+    expect(outcomes[0]).toMatchObject({ ok: false, detail: 'control URL failed after 2 attempts: no answer within 150 ms' });
+  });
+
+  it('times out a hanging URL even when garbage collection runs meanwhile', async () => {
+    // AbortSignal.any([AbortSignal.timeout(…)]) holds the timeout weakly in Node 20: a collection during
+    // the wait dropped it and the delivery hung for good (nodejs/node#57736), flaky under CI load.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const s = await agentServer(() => 'hang');
+    const { run, outcomes } = executor({ timeoutMs: 150, attempts: 2 });
+    const collecting = setInterval(gc, 5);
+    try {
+      run(s.url);
+      await until(() => outcomes.length === 1, 'the outcome', 3000);
+    } finally {
+      clearInterval(collecting);
+    }
     expect(outcomes[0]).toMatchObject({ ok: false, detail: 'control URL failed after 2 attempts: no answer within 150 ms' });
   });
 
