@@ -1,7 +1,7 @@
 import { ImmuneError } from '../domain/errors.js';
 import type { Vitals } from '../domain/vitals.js';
 import type { EngineConfig } from './config.js';
-import { CONTINUOUS, NC, NR, RATES, readContinuous, TOOLS } from './metrics.js';
+import { CONTINUOUS, NC, NR, RATES, readContinuous, readRates, TOOLS } from './metrics.js';
 
 /**
  * What "normal" is for one agent. Continuous metrics keep an EWMA mean and
@@ -118,8 +118,9 @@ export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Inf
       b.p95[i] += y > b.p95[i] ? 0.95 * step : -0.05 * step;
     }
   }
+  readRates(v, R);
   for (let j = 0; j < NR; j++) {
-    const r = RATES[j].read(v);
+    const r = R[j];
     b.rate[j] = first ? r : b.rate[j] + alphaR * (r - b.rate[j]);
   }
   // One runaway task (thousands of calls) must not drag the rate: clip far above it.
@@ -135,6 +136,7 @@ export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Inf
 
 /** Scratch for one sample's values (learn is not re-entrant). */
 const X = new Float64Array(NC);
+const R = new Float64Array(NR);
 
 /** Integers below this have their log1p remembered (256 KB, touched only where used). */
 const LOG1P_INTS = 1 << 15;

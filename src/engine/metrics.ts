@@ -64,6 +64,11 @@ export function readContinuous(v: Vitals, out: Float64Array): void {
   out[4] = v.cost / COST_UNIT;
   out[5] = v.tool_calls;
 }
+/** Reads both rate metrics of `v` into `out` in RATES order, for the same reason as readContinuous. */
+export function readRates(v: Vitals, out: Float64Array): void {
+  out[0] = v.retries;
+  out[1] = v.success && v.error_type === '' ? 0 : 1;
+}
 export const NR = RATES.length;
 export const METRIC_KEYS = [...CONTINUOUS.map((m) => m.key), ...RATES.map((m) => m.key)] as const;
 export type MetricKey = (typeof METRIC_KEYS)[number];
