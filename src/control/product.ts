@@ -43,16 +43,16 @@ export interface ProductOptions {
   clock?: () => number;
 }
 
-/**
- * The whole product in one process: `create` wires, `start` listens and
- * starts the loop, `stop` undoes everything in reverse and is safe to call
- * twice. `done` resolves when the run duration has elapsed.
- */
 /** A checkpoint is followed by a pause of at least this many times its own duration (≤ 2 % of the time). */
 const CHECKPOINT_BUDGET = 50;
 /** …but never more than this many times the configured interval apart (10 s → at most 60 s). */
 const CHECKPOINT_MAX_STRETCH = 6;
 
+/**
+ * The whole product in one process: `create` wires, `start` listens and
+ * starts the loop, `stop` undoes everything in reverse and is safe to call
+ * twice. `done` resolves when the run duration has elapsed.
+ */
 export class ImmuneProduct {
   private tickTimer: NodeJS.Timeout | null = null;
   private checkpointTimer: NodeJS.Timeout | null = null;

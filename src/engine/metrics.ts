@@ -44,9 +44,12 @@ export interface RateMetric {
   label: string;
 }
 
+/** A task failed when it says so or names an error. */
+const failed = (v: Vitals): number => (v.success && v.error_type === '' ? 0 : 1);
+
 export const RATES: readonly RateMetric[] = [
   { key: 'retry_rate', anomaly: 'high_retry_rate', read: (v) => v.retries, kind: 'poisson', label: 'retries per task' },
-  { key: 'error_rate', anomaly: 'error_rate_spike', read: (v) => (v.success && v.error_type === '' ? 0 : 1), kind: 'bernoulli', label: 'error rate' },
+  { key: 'error_rate', anomaly: 'error_rate_spike', read: (v) => failed(v), kind: 'bernoulli', label: 'error rate' },
 ];
 
 export const NC = CONTINUOUS.length;
@@ -67,7 +70,7 @@ export function readContinuous(v: Vitals, out: Float64Array): void {
 /** Reads both rate metrics of `v` into `out` in RATES order, for the same reason as readContinuous. */
 export function readRates(v: Vitals, out: Float64Array): void {
   out[0] = v.retries;
-  out[1] = v.success && v.error_type === '' ? 0 : 1;
+  out[1] = failed(v);
 }
 export const NR = RATES.length;
 export const METRIC_KEYS = [...CONTINUOUS.map((m) => m.key), ...RATES.map((m) => m.key)] as const;

@@ -2,7 +2,7 @@ import type { AnomalyType, Infection } from '../domain/types.js';
 import type { Vitals } from '../domain/vitals.js';
 import { effectiveSigma, log1pOf, type Baseline } from './baseline.js';
 import type { EngineConfig } from './config.js';
-import { CONTINUOUS, NC, NR, RATES } from './metrics.js';
+import { CONTINUOUS, NC, NR, RATES, readContinuous, readRates } from './metrics.js';
 import { binomialTail, poissonTail, sigmaForTail } from './stats.js';
 
 /**
@@ -37,15 +37,17 @@ const SICK_RATE_FACTOR = 3;
 const SICK_EVENTS = 3;
 
 const scratch = new Float64Array(NC);
+const rateScratch = new Float64Array(NR);
 
 export function addSample(t: ProbationTally, b: Baseline, v: Vitals, cfg: EngineConfig): void {
   t.n += 1;
-  for (let i = 0; i < NC; i++) scratch[i] = CONTINUOUS[i].read(v);
+  readContinuous(v, scratch);
   for (let i = 0; i < NC; i++) {
     const z = (log1pOf(scratch[i]) - b.mean[i]) / effectiveSigma(b, i, cfg);
     t.sums[i] += Math.min(Z_CLIP_HIGH, Math.max(Z_CLIP_LOW, z));
   }
-  for (let j = 0; j < NR; j++) t.sums[NC + j] += RATES[j].read(v);
+  readRates(v, rateScratch);
+  for (let j = 0; j < NR; j++) t.sums[NC + j] += rateScratch[j];
 }
 
 /** Mean deviation (σ) of each watched metric over the probation samples. */

@@ -31,16 +31,12 @@ CREATE TABLE IF NOT EXISTS vitals_open (id INTEGER PRIMARY KEY CHECK (id = 1), f
 INSERT OR IGNORE INTO vitals_open (id, first_id) VALUES (1, 0);
 `;
 
-/**
- * Upgrade of a schema-1 file (a row-by-row index on (series, ts)): the index
- * goes; the existing rows are sealed by the writer's first write or by
- * `sealComplete` at open.
- */
+/** Upgrade of a schema-1 file (a row-by-row index on (series, ts)): the index goes; migrate() then seals the existing rows (sealExisting). */
 export const SEGMENTS_UPGRADE_FROM_1 = `DROP INDEX IF EXISTS vitals_by_series;`;
 
 const segOf = (id: number) => Math.floor(id / SEGMENT_ROWS);
 
-/** Seals every full segment below the one that holds `id` (or the newest row when omitted). */
+/** Where the open segment starts, and sealing: shared by the writer's id allocator, the pruner and the upgrade. */
 function sealer(db: Database.Database) {
   const openFrom = db.prepare<[], number>('SELECT first_id FROM vitals_open').pluck();
   const setOpen = db.prepare('UPDATE vitals_open SET first_id = ?');
@@ -75,10 +71,9 @@ function sealer(db: Database.Database) {
         open = from;
       }
     },
-    /** Seals what is already full (a file upgraded from schema 1). */
-    sealComplete(): void {
-      const last = lastId.get();
-      if (last !== null && last !== undefined) this.sealBefore(last);
+    /** The largest row id, 0 when there are none. */
+    lastId(): number {
+      return lastId.get() ?? 0;
     },
     forget(): void {
       open = null;
@@ -91,7 +86,6 @@ function sealer(db: Database.Database) {
  * counts them itself) and seals a segment when the next id leaves it.
  */
 export function segmentAllocator(db: Database.Database) {
-  const lastId = db.prepare<[], number | null>('SELECT max(id) FROM vitals').pluck();
   const seal = sealer(db);
   let nextId: number | null = null;
   let sealAt = 0;
@@ -100,7 +94,7 @@ export function segmentAllocator(db: Database.Database) {
     /** Id of the next row; seals the open segment first when the id starts a new one. */
     next(): number {
       if (nextId === null) {
-        nextId = Math.max((lastId.get() ?? 0) + 1, seal.openFrom());
+        nextId = Math.max(seal.lastId() + 1, seal.openFrom());
         seal.sealBefore(nextId);
         sealAt = seal.openFrom() + SEGMENT_ROWS;
       }
@@ -121,7 +115,8 @@ export function segmentAllocator(db: Database.Database) {
 
 /** Seals the full segments of a file written before segments existed (schema 1). */
 export function sealExisting(db: Database.Database): void {
-  sealer(db).sealComplete();
+  const seal = sealer(db);
+  seal.sealBefore(seal.lastId());
 }
 
 /**
