@@ -6,6 +6,7 @@
  *   IMMUNE_STORE=memory npm run bench:http
  *   BENCH_PIN=1 npm run bench:http     # server (and its SQLite thread) on core 0, autocannon on core 1 (taskset)
  *   BENCH_SERVER_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench:http   # profile the server
+ *   BENCH_CLIENT=wrk npm run bench:http   # single-record load from wrk (C; `apt-get install wrk`) instead of autocannon
  *
  * Reports requests/s and latency percentiles for single-record ingest, vitals/s for batched ingest,
  * the load average before and after, the server's CPU per request (all threads, and its main thread
@@ -29,6 +30,19 @@ const SERVER_ARGS = (process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter((a) 
 const BIN = process.env.BENCH_BIN ?? 'bin/immune.js';
 /** BENCH_ONLY=single|batched runs one kind of load (for profiling); the default runs both. */
 const ONLY = process.env.BENCH_ONLY ?? '';
+/**
+ * What drives the single-record load. autocannon (the default, from npm) spends 35–45 µs of CPU per request
+ * on the same two cores as the server; wrk (C, from Debian) spends a fraction of that, which is closer
+ * to production, where agents run on other machines. Batched load always uses autocannon.
+ */
+const CLIENT = process.env.BENCH_CLIENT ?? 'autocannon';
+/**
+ * With wrk, each round also runs the single-record load paced at this many requests/s (0: not), so the
+ * p99 is the latency at that load — at saturation it measures the queue, not the server.
+ */
+const RATE = Number(process.env.BENCH_RATE ?? (CLIENT === 'wrk' ? 15_000 : 0));
+/** Concurrent connections of the single-record load (each waits for its answer before the next request). */
+const SINGLE_CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? (CLIENT === 'wrk' ? 64 : 32));
 /** Distinct bodies per pool; a pool is rebuilt for every run so its timestamps stay current. */
 const SINGLE_POOL = 8192;
 const BATCH_POOL = 24;
@@ -156,6 +170,54 @@ async function run(l: Load): Promise<{ res: autocannon.Result; serverCpuUsPerReq
   return { res, serverCpuUsPerReq: perReq((server1.all - server0.all) * 1e6), mainCpuUsPerReq: perReq((server1.main - server0.main) * 1e6), clientCpuUsPerReq: perReq(cpu.user + cpu.system) };
 }
 
+/** The single-record load from wrk (bench/wrk-single-ingest.lua builds the same records as `record`). */
+async function runWrk(l: Load, rate = 0): Promise<RunResult> {
+  const server0 = cpuSeconds(l.server.pid);
+  // The shell reports its waited-for children's CPU (wrk's) from its own /proc stat (cutime, cstime).
+  const script = `wrk -t1 -c${l.connections} -d${DURATION}s -s bench/wrk-single-ingest.lua ${l.server.url}${l.path}; read -r stat < /proc/$$/stat; echo "SHELL_STAT $stat"`;
+  const child = spawn(PIN ? 'taskset' : 'sh', PIN ? ['-c', '1', 'sh', '-c', script] : ['-c', script], {
+    env: { ...process.env, WRK_KEY: l.headers['x-api-key'] ?? '', WRK_NOW: String(Date.now() / 1000), WRK_AGENTS: String(AGENTS), WRK_RATE: String(rate), WRK_THREADS: '1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  const json = out.match(/^WRK_JSON (.*)$/m);
+  const stat = out.match(/^SHELL_STAT (.*)$/m);
+  if (code !== 0 || !json || !stat) throw new Error(`wrk failed (exit ${code}); is it installed (apt-get install wrk)?\n${out}`);
+  const w = JSON.parse(json[1]) as { requests: number; seconds: number; p50_us: number; p99_us: number; errors: number; non2xx: number };
+  const f = stat[1].slice(stat[1].lastIndexOf(')') + 2).split(' ');
+  const clientSeconds = (Number(f[13]) + Number(f[14])) / 100; // cutime + cstime
+  const server1 = cpuSeconds(l.server.pid);
+  const perReq = (s: number) => Math.round(((s * 1e6) / Math.max(1, w.requests)) * 10) / 10;
+  return {
+    rps: w.requests / w.seconds,
+    p50: Math.round(w.p50_us / 100) / 10,
+    p99: Math.round(w.p99_us / 100) / 10,
+    errors: w.errors + w.non2xx,
+    serverCpuUsPerReq: perReq(server1.all - server0.all),
+    mainCpuUsPerReq: perReq(server1.main - server0.main),
+    clientCpuUsPerReq: perReq(clientSeconds),
+  };
+}
+
+/** One single-record run with the chosen client. */
+async function runSingle(l: Load): Promise<RunResult> {
+  if (CLIENT === 'wrk') return runWrk(l);
+  const r = await run(l);
+  return { rps: r.res.requests.average, p50: r.res.latency.p50, p99: r.res.latency.p99, errors: r.res.errors + r.res.non2xx, serverCpuUsPerReq: r.serverCpuUsPerReq, mainCpuUsPerReq: r.mainCpuUsPerReq, clientCpuUsPerReq: r.clientCpuUsPerReq };
+}
+
+interface RunResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  serverCpuUsPerReq: number;
+  mainCpuUsPerReq: number;
+  clientCpuUsPerReq: number;
+}
+
 const load = () => Math.round(loadavg()[0] * 100) / 100;
 
 function median(xs: number[]): number {
@@ -181,11 +243,16 @@ async function main(): Promise<void> {
 
     const ingest = { server, path: '/api/v1/ingest', headers: { 'x-api-key': KEY } };
     const single = [];
+    const paced = [];
     const batched = [];
     for (let round = 0; round < ROUNDS; round++) {
       if (ONLY !== 'batched') {
-        const s = await run({ ...ingest, connections: 32, bodies: pool(SINGLE_POOL, null, next) });
-        single.push({ rps: s.res.requests.average, p50: s.res.latency.p50, p99: s.res.latency.p99, errors: s.res.errors + s.res.non2xx, server_cpu_us_per_req: s.serverCpuUsPerReq, server_main_thread_cpu_us_per_req: s.mainCpuUsPerReq, client_cpu_us_per_req: s.clientCpuUsPerReq });
+        const s = await runSingle({ ...ingest, connections: SINGLE_CONNECTIONS, bodies: pool(SINGLE_POOL, null, next) });
+        single.push({ rps: Math.round(s.rps), p50: s.p50, p99: s.p99, errors: s.errors, server_cpu_us_per_req: s.serverCpuUsPerReq, server_main_thread_cpu_us_per_req: s.mainCpuUsPerReq, client_cpu_us_per_req: s.clientCpuUsPerReq });
+        if (CLIENT === 'wrk' && RATE > 0) {
+          const p = await runWrk({ ...ingest, connections: SINGLE_CONNECTIONS, bodies: [] }, RATE);
+          paced.push({ rps: Math.round(p.rps), p50: p.p50, p99: p.p99, errors: p.errors, server_cpu_us_per_req: p.serverCpuUsPerReq, server_main_thread_cpu_us_per_req: p.mainCpuUsPerReq });
+        }
       }
       if (ONLY !== 'single') {
         const b = await run({ ...ingest, connections: 8, bodies: pool(BATCH_POOL, BATCH, next) });
@@ -199,7 +266,7 @@ async function main(): Promise<void> {
     stopped = true;
     // Same load against a bare fastify app, right after: the ratio is what the product costs on top of HTTP.
     const base = await startBaseline();
-    const baseSingle = await run({ server: base, path: '/ingest', headers: {}, connections: 32, bodies: pool(SINGLE_POOL, null, next) });
+    const baseSingle = await runSingle({ server: base, path: '/ingest', headers: {}, connections: SINGLE_CONNECTIONS, bodies: pool(SINGLE_POOL, null, next) });
     const baseBatch = await run({ server: base, path: '/ingest', headers: {}, connections: 8, bodies: pool(BATCH_POOL, BATCH, next) });
     await base.stop();
     const singleMedian = median(single.map((x) => x.rps));
@@ -208,18 +275,20 @@ async function main(): Promise<void> {
     const out = {
       agents: AGENTS,
       store: store.store?.kind,
-      pinned: PIN ? 'server on core 0, autocannon on core 1' : false,
+      single_record_client: CLIENT,
+      pinned: PIN ? 'server on core 0, load generator on core 1' : false,
       load_average_1m: { before: loadBefore, after: load() },
       // SIGTERM to exit: it waits for connections autocannon leaves open, then saves the detection state.
       server_stop_ms: stopMs,
       bare_fastify_same_load: {
-        single_rps: Math.round(baseSingle.res.requests.average),
-        single_p99_ms: baseSingle.res.latency.p99,
+        single_rps: Math.round(baseSingle.rps),
+        single_p99_ms: baseSingle.p99,
         batched_vitals_per_s: Math.round(baseBatched),
         server_cpu_us_per_req: { single: baseSingle.serverCpuUsPerReq, batched: baseBatch.serverCpuUsPerReq },
         client_cpu_us_per_req: { single: baseSingle.clientCpuUsPerReq, batched: baseBatch.clientCpuUsPerReq },
       },
-      single_ingest: { rounds: single, median_rps: Math.round(singleMedian), median_p99_ms: median(single.map((x) => x.p99)), ratio_to_bare: Math.round((singleMedian / baseSingle.res.requests.average) * 100) / 100 },
+      single_ingest: { rounds: single, median_rps: Math.round(singleMedian), median_p99_ms: median(single.map((x) => x.p99)), ratio_to_bare: Math.round((singleMedian / baseSingle.rps) * 100) / 100 },
+      ...(paced.length > 0 ? { single_ingest_paced: { offered_rps: RATE, rounds: paced, median_rps: Math.round(median(paced.map((x) => x.rps))), median_p99_ms: median(paced.map((x) => x.p99)) } } : {}),
       batched_ingest: { batch: BATCH, rounds: batched, median_vitals_per_s: Math.round(batchedMedian), ratio_to_bare: Math.round((batchedMedian / baseBatched) * 100) / 100 },
     };
     console.log(JSON.stringify(out, null, 2));

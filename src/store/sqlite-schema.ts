@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { ImmuneEvent } from '../domain/events.js';
 import type { Vitals } from '../domain/vitals.js';
-import { SEGMENTS_DDL, SEGMENTS_UPGRADE_FROM_1, sealExisting, segmentAllocator, segmentPruner } from './sqlite-segments.js';
+import { SEGMENTS_DDL, SEGMENTS_UPGRADE_FROM_1, sealExisting, segmentWriter } from './sqlite-segments.js';
 import type { SeedRecord } from './store.js';
 
 /**
@@ -65,7 +65,7 @@ export function migrate(db: Database.Database): void {
   })();
 }
 
-/** Insert order: the row id comes first, from segmentAllocator. */
+/** Insert order: the row id comes first, from segmentWriter. */
 export const VITALS_COLUMNS =
   'id, series, ts, agent_type, latency_ms, input_tokens, output_tokens, token_count, cost, tool_calls, retries, success, model, provider, error_type, prompt_hash, mcp_servers, tool_names';
 
@@ -209,7 +209,7 @@ export function writer(db: Database.Database, now: () => number) {
   const addRun = db.prepare('INSERT INTO runs (run_id, created_at, touched) VALUES (?, ?, 0)');
   const touch = db.prepare('UPDATE runs SET touched = (SELECT coalesce(max(touched), 0) + 1 FROM runs) WHERE id = ?');
   const insVitals = db.prepare(`INSERT INTO vitals (${VITALS_COLUMNS}) VALUES (${new Array(PACK_WIDTH + 1).fill('?').join(', ')})`);
-  const ids = segmentAllocator(db);
+  const ids = segmentWriter(db);
   const findSeries = db.prepare<[number, string], { id: number }>('SELECT id FROM series WHERE run = ? AND agent_id = ?');
   const addSeries = db.prepare('INSERT INTO series (run, agent_id) VALUES (?, ?)');
   const seriesIds = new Map<string, number>();
@@ -277,11 +277,12 @@ export function writer(db: Database.Database, now: () => number) {
     }
     // Touch in the order runs appeared, so the last-written run is the latest.
     for (const r of touched) touch.run(r);
+    ids.sealStep();
   };
 
   return {
     apply,
-    prune: segmentPruner(db),
+    prune: ids.prune,
     /** After a rollback: cached ids may name rows that were never committed. */
     forget: () => {
       runIds.clear();

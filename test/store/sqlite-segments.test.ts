@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SEGMENT_ROWS } from '../../src/store/sqlite-segments.js';
+import { SEAL_PIECE_ROWS, SEGMENT_ROWS } from '../../src/store/sqlite-segments.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { vitals } from './contract.js';
@@ -90,6 +90,81 @@ describe('sqlite store: vitals spread over many segments', () => {
       expect(await s.pruneVitals(cut)).toBe(0);
     } finally {
       await s.close();
+    }
+  });
+});
+
+describe('sqlite store: a full segment is sealed a piece per write', () => {
+  it('reads, counts, restarts and prunes correctly while a segment is half indexed', async () => {
+    const path = tmp('pieces');
+    const memory = new MemoryStore(() => 10_000);
+    const piece = (db: Database.Database) => ({
+      sealed: db.prepare('SELECT seg FROM segments ORDER BY seg').pluck().all(),
+      entries: db.prepare('SELECT count(*) FROM vitals_index WHERE seg = 0').pluck().get(),
+    });
+    const check = async (s: SqliteStore, when: string) => {
+      for (const agent of ['a0', 'a5', 'late']) {
+        for (const q of [{}, { limit: 3 }, { windowSeconds: 500 }]) {
+          const got = (await s.recentVitals('r', agent, q)).map(key).sort();
+          expect(got, `${when}: ${agent} ${JSON.stringify(q)}`).toEqual((await memory.recentVitals('r', agent, q)).map(key).sort());
+        }
+        expect(await s.vitalsCount('r', agent), `${when}: count ${agent}`).toBe(await memory.vitalsCount('r', agent));
+      }
+      expect(await s.vitalsCount('r'), `${when}: count of the run`).toBe(await memory.vitalsCount('r'));
+      const byAgent = (xs: { agent_id: string }[]) => xs.map(key).sort();
+      expect(byAgent(await s.latestVitals('r')), `${when}: latest`).toEqual(byAgent(await memory.latestVitals('r')));
+    };
+    let i = 0;
+    const write = async (s: SqliteStore, n: number) => {
+      // 'late' reports rarely and an hour behind: its rows sit in the segment being sealed and in the open one.
+      const rows = Array.from({ length: n }, () => (i++ % 1000 === 0 ? vitals('late', 1000 + i * 0.1 - 3600, { latency_ms: i }) : vitals(`a${i % 10}`, 1000 + i * 0.1, { latency_ms: i })));
+      await s.appendVitals('r', rows);
+      await memory.appendVitals('r', rows);
+    };
+    const s = new SqliteStore({ path, now: () => 10_000 });
+    await s.open();
+    // Ids start at 1 (id 0 never exists): after k pieces segment 0 has k × SEAL_PIECE_ROWS − 1 entries.
+    const indexed = (k: number) => Math.min(k * SEAL_PIECE_ROWS, SEGMENT_ROWS) - 1;
+    await write(s, SEGMENT_ROWS - 1); // fills segment 0; the same transaction indexes its first piece
+    await write(s, 10); // the next one, its second
+    let db = new Database(path, { readonly: true });
+    expect(piece(db)).toEqual({ sealed: [], entries: indexed(2) });
+    db.close();
+    await check(s, 'after one piece');
+    await write(s, 10);
+    await s.close();
+
+    // A restart in the middle goes on from the entries already in the file.
+    const again = new SqliteStore({ path, now: () => 10_000 });
+    await again.open();
+    try {
+      await check(again, 'after a restart');
+      await write(again, 10);
+      db = new Database(path, { readonly: true });
+      expect(piece(db)).toEqual({ sealed: [], entries: indexed(4) });
+      db.close();
+      const pieces = Math.ceil(SEGMENT_ROWS / SEAL_PIECE_ROWS);
+      for (let k = 4; k < pieces - 1; k++) await write(again, 10);
+      await check(again, 'before the last piece');
+      await write(again, 10);
+      db = new Database(path, { readonly: true });
+      expect(piece(db)).toEqual({ sealed: [0], entries: indexed(pieces) });
+      db.close();
+      await check(again, 'once sealed');
+
+      // Retention while the next segment is half indexed: the pruner finishes sealing it first.
+      await write(again, SEGMENT_ROWS);
+      await write(again, 10);
+      const cut = 1000 + SEGMENT_ROWS * 0.15;
+      const pruned = await again.pruneVitals(cut);
+      expect(pruned).toBe(await memory.pruneVitals(cut));
+      expect(pruned).toBeGreaterThan(SEGMENT_ROWS);
+      await check(again, 'after pruning');
+      db = new Database(path, { readonly: true });
+      expect(db.prepare('SELECT seg FROM segments ORDER BY seg').pluck().all()).toEqual([1]);
+      db.close();
+    } finally {
+      await again.close();
     }
   });
 });
