@@ -26,8 +26,8 @@ import type { VitalsRow } from './sqlite-schema.js';
  * retention removes old segments a window of ids at a time.
  */
 export const SEGMENT_ROWS = 32_768;
-/** Rows of a full segment indexed per write transaction (~3 ms). */
-export const SEAL_PIECE_ROWS = 4096;
+/** Rows of a full segment indexed per write transaction (2–3 ms). */
+export const SEAL_PIECE_ROWS = 2048;
 
 export const SEGMENTS_DDL = `
 CREATE TABLE IF NOT EXISTS segments (seg INTEGER PRIMARY KEY, min_ts REAL NOT NULL, max_ts REAL NOT NULL);
@@ -58,22 +58,35 @@ function sealer(db: Database.Database) {
   let open: number | null = null;
   /** First id of the open segment not yet in the index (null: not read yet). */
   let indexedTo: number | null = null;
+  /** Rows and time range of the pieces indexed so far, when this sealer indexed them all (null: read the whole segment at the end). */
+  let seen: { n: number; lo: number; hi: number } | null = null;
 
-  /** Indexes rows [from, to) of the open segment (at most `budget`); when the segment is complete, seals it. */
+  /** Indexes the next rows of the open segment (at most `budget`); when the segment is complete, seals it. */
   const indexPiece = (budget: number): void => {
     const from = open!;
     const s = segOf(from);
     const end = from + SEGMENT_ROWS;
-    indexedTo ??= Math.max(from, (lastIndexed.get(s) ?? from - 1) + 1);
+    if (indexedTo === null) {
+      const last = lastIndexed.get(s) ?? null;
+      indexedTo = last === null ? from : last + 1;
+      seen = last === null ? { n: 0, lo: Infinity, hi: -Infinity } : null;
+    }
     const to = Math.min(end, indexedTo + budget);
-    if (to > indexedTo) index.run(s, indexedTo, to);
+    if (to > indexedTo) {
+      index.run(s, indexedTo, to);
+      if (seen) {
+        const r = range.get(indexedTo, to)!;
+        seen = r.n === 0 ? seen : { n: seen.n + r.n, lo: Math.min(seen.lo, r.lo!), hi: Math.max(seen.hi, r.hi!) };
+      }
+    }
     indexedTo = to;
     if (to < end) return;
-    const r = range.get(from, end)!;
+    const r = seen ?? range.get(from, end)!;
     if (r.n > 0) addSegment.run(s, r.lo, r.hi);
     setOpen.run(end);
     open = end;
     indexedTo = null;
+    seen = null;
   };
 
   return {
@@ -103,6 +116,7 @@ function sealer(db: Database.Database) {
     forget(): void {
       open = null;
       indexedTo = null;
+      seen = null;
     },
   };
 }

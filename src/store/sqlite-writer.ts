@@ -16,7 +16,7 @@ import { configure, writer, type PackedVitals, type WriteOp } from './sqlite-sch
 export type WriterRequest =
   | { t: 'vitals'; id: number; run: string; packed: PackedVitals }
   | { t: 'write'; id: number; ops: string }
-  | { t: 'snapshot'; id: number; run: string; seq: number; data: string }
+  | { t: 'snapshot'; id: number; run: string; seq: number; data: Uint8Array }
   | { t: 'prune'; id: number; olderThan: number; chunk: number }
   | { t: 'close'; id: number };
 
@@ -41,6 +41,14 @@ let writes: Array<{ id: number; ops: WriteOp[] }> = [];
 const prunes: Array<Extract<WriterRequest, { t: 'prune' }> & { deleted: number; cursor: number }> = [];
 let scheduled = false;
 let closing: Extract<WriterRequest, { t: 'close' }> | null = null;
+
+/**
+ * How often the writer checkpoints the WAL's remainder itself, between two transactions (see
+ * sqlite-checkpointer.ts): the checkpointer thread has copied all but the last ~250 ms of it, so this
+ * takes a few ms, and with no commit in between the WAL is complete and the next transaction restarts it.
+ */
+const WAL_TAIL_MS = 2000;
+let tailAt = performance.now();
 
 const reply = (m: WriterReply) => port.postMessage(m);
 const fail = (id: number, err: unknown) => {
@@ -70,9 +78,22 @@ function flushWrites(): void {
   }
 }
 
+function checkpointTail(): void {
+  if (performance.now() - tailAt < WAL_TAIL_MS) return;
+  try {
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+    // While the checkpointer thread holds the checkpoint lock this is refused at once: try again after the next transaction.
+    if (r.busy === 0 && r.checkpointed === r.log) tailAt = performance.now();
+  } catch {
+    // Failing: the checkpointer thread and the automatic checkpoint still bound the WAL.
+    tailAt = performance.now();
+  }
+}
+
 function step(): void {
   scheduled = false;
   flushWrites();
+  checkpointTail();
   if (closing) for (const p of prunes.splice(0)) reply({ t: 'ack', id: p.id, n: p.deleted });
   // One prune chunk per turn, between write transactions, so retention never stalls ingest.
   const p = prunes[0];
@@ -107,7 +128,7 @@ function schedule(): void {
 port.on('message', (m: WriterRequest) => {
   if (m.t === 'vitals') writes.push({ id: m.id, ops: [{ k: 'packed', run: m.run, packed: m.packed }] });
   else if (m.t === 'write') writes.push({ id: m.id, ops: JSON.parse(m.ops) as WriteOp[] });
-  else if (m.t === 'snapshot') writes.push({ id: m.id, ops: [{ k: 'snapshot', run: m.run, seq: m.seq, data: m.data }] });
+  else if (m.t === 'snapshot') writes.push({ id: m.id, ops: [{ k: 'snapshot', run: m.run, seq: m.seq, data: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).toString('utf8') }] });
   else if (m.t === 'prune') prunes.push({ ...m, deleted: 0, cursor: 0 });
   else closing = m;
   schedule();

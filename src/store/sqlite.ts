@@ -1,8 +1,6 @@
 import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ImmuneError } from '../domain/errors.js';
 import type { ImmuneEvent } from '../domain/events.js';
@@ -11,6 +9,7 @@ import type { EngineSnapshot } from '../engine/engine.js';
 import type { Logger } from '../log.js';
 import { configure, eventFromRow, packVitals, migrate, rowToVitals, type VitalsRow, type WriteOp } from './sqlite-schema.js';
 import { segmentReader } from './sqlite-segments.js';
+import { spawnStoreWorker } from './spawn-worker.js';
 import type { WriterReply, WriterRequest } from './sqlite-writer.js';
 import type { EventQuery, RegisteredAgent, SeedMeasurement, SeedRecord, Store, StoreHealth } from './store.js';
 
@@ -39,20 +38,6 @@ function storeError(err: unknown, what: string): Error {
 }
 
 /**
- * Starts the writer worker from the built .js next to this file; when running
- * from the TypeScript sources (tests, tsx) the worker first registers tsx so it
- * can load the .ts entry (a worker does not inherit the parent's loaders).
- */
-function spawnWriter(workerData: unknown): Worker {
-  if (!fileURLToPath(import.meta.url).endsWith('.ts')) return new Worker(new URL('./sqlite-writer.js', import.meta.url), { workerData });
-  // The ESM entry of tsx's API (package exports "./esm/api" → import); require.resolve would pick the CJS one.
-  const tsxApi = pathToFileURL(join(dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
-  const entry = new URL('./sqlite-writer.ts', import.meta.url).href;
-  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(boot, { eval: true, workerData });
-}
-
-/**
  * The default store: one SQLite file in WAL mode. Reads run on this thread
  * (short indexed queries); every write goes to a worker thread that groups
  * concurrent writes into one transaction (group commit), so durable ingest
@@ -64,6 +49,8 @@ export class SqliteStore implements Store {
   readonly warnings: string[] = [];
   private db: Database.Database | null = null;
   private worker: Worker | null = null;
+  /** Checkpoints the WAL off the writer's thread (sqlite-checkpointer.ts); started with the first vitals. */
+  private checkpointer: Worker | null = null;
   private ready: Promise<void> | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
@@ -117,7 +104,7 @@ export class SqliteStore implements Store {
   }
 
   private startWorker(): Promise<void> {
-    const worker = spawnWriter({ path: this.opts.path, sync: this.opts.sync ?? 'normal' });
+    const worker = spawnStoreWorker('sqlite-writer', { path: this.opts.path, sync: this.opts.sync ?? 'normal' });
     this.worker = worker;
     this.ready = new Promise<void>((resolve, reject) => {
       worker.on('message', (m: WriterReply) => {
@@ -138,6 +125,32 @@ export class SqliteStore implements Store {
       });
     });
     return this.ready;
+  }
+
+  private startCheckpointer(): void {
+    const w = spawnStoreWorker('sqlite-checkpointer', { path: this.opts.path, sync: this.opts.sync ?? 'normal' });
+    this.checkpointer = w;
+    w.on('message', (m: { t: string; message?: string }) => {
+      if (m.t === 'warn') this.opts.log?.warn({ path: this.opts.path, reason: m.message }, 'sqlite WAL checkpoint failed; will retry');
+    });
+    // Not restarted: the writer's own automatic checkpoint keeps the WAL bounded without it (at the cost of stalls).
+    w.on('error', (err) => this.opts.log?.warn({ err }, 'sqlite checkpointer stopped; the writer checkpoints the WAL itself'));
+    w.on('exit', () => {
+      if (this.checkpointer === w) this.checkpointer = null;
+    });
+    w.unref();
+  }
+
+  private async stopCheckpointer(): Promise<void> {
+    const w = this.checkpointer;
+    if (!w) return;
+    const exited = new Promise((r) => w.once('exit', r));
+    w.postMessage({ t: 'close' });
+    // A checkpoint in progress finishes first (it is not interrupted); a thread that does not answer is ended.
+    const late = setTimeout(() => void w.terminate(), 5000);
+    await exited;
+    clearTimeout(late);
+    this.checkpointer = null;
   }
 
   private settle(m: Exclude<WriterReply, { t: 'ready' } | { t: 'fatal' }>): void {
@@ -166,6 +179,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.stopCheckpointer();
     if (this.worker) {
       const w = this.worker;
       await this.send({ t: 'close' }).catch(() => undefined);
@@ -227,6 +241,7 @@ export class SqliteStore implements Store {
 
   async appendVitals(runId: string, batch: readonly Vitals[]): Promise<void> {
     if (batch.length > 0) {
+      if (!this.checkpointer && !this.closed) this.startCheckpointer();
       const packed = packVitals(batch);
       await this.send({ t: 'vitals', run: runId, packed }, [packed.nums.buffer as ArrayBuffer]);
     }
@@ -291,9 +306,9 @@ export class SqliteStore implements Store {
 
   // ───────────────────────────── snapshot, agents, records, runs ─────────────────────────────
 
-  async saveSnapshot(runId: string, snapshot: EngineSnapshot, json?: string): Promise<void> {
-    // Its own message: a fleet's snapshot is megabytes of JSON, not to be encoded twice.
-    await this.send({ t: 'snapshot', run: runId, seq: snapshot.seq, data: json ?? JSON.stringify(snapshot) });
+  async saveSnapshot(runId: string, snapshot: EngineSnapshot, encoded?: Buffer): Promise<void> {
+    // Its own message, as bytes: a fleet's snapshot is megabytes of JSON, decoded to text on the writer's thread, not this one.
+    await this.send({ t: 'snapshot', run: runId, seq: snapshot.seq, data: encoded ?? Buffer.from(JSON.stringify(snapshot)) });
   }
 
   async loadSnapshot(runId: string): Promise<EngineSnapshot | null> {
