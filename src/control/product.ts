@@ -43,6 +43,8 @@ export interface ProductOptions {
   clock?: () => number;
 }
 
+/** Agents per slice of a checkpoint (one slice is built and encoded between two turns of the event loop). */
+const CHECKPOINT_SLICE = 100;
 /** A checkpoint is followed by a pause of at least this many times its own duration (≤ 2 % of the time). */
 const CHECKPOINT_BUDGET = 50;
 /** …but never more than this many times the configured interval apart (10 s → at most 60 s). */
@@ -261,17 +263,20 @@ export class ImmuneProduct {
         // Events first: the snapshot's seq must never be ahead of the durable log.
         await this.cp.flush();
         const seq = engine.lastSeq;
-        // Built and encoded in slices with the event loop free in between: one 10,000-agent
-        // snapshot in a single call would stall ingest for ~250 ms every checkpoint.
+        // Built and encoded to bytes in slices of CHECKPOINT_SLICE agents (~3 ms each) with the event loop
+        // free in between: a 10,000-agent snapshot in one call stalled ingest ~250 ms, and joining its
+        // 11 MB of text into one string and encoding that another ~80 ms.
         const agents: EngineSnapshot['agents'] = [];
-        const parts: string[] = [];
-        for (const chunk of engine.snapshotChunks(500)) {
+        const parts: Buffer[] = [Buffer.from(`{"seq":${seq},"agents":[`)];
+        for (const chunk of engine.snapshotChunks(CHECKPOINT_SLICE)) {
+          if (chunk.length === 0) continue;
           agents.push(...chunk);
-          parts.push(JSON.stringify(chunk).slice(1, -1));
+          const text = JSON.stringify(chunk).slice(1, -1);
+          parts.push(Buffer.from(agents.length === chunk.length ? text : `,${text}`));
           await new Promise((r) => setImmediate(r));
         }
-        const json = `{"seq":${seq},"agents":[${parts.filter((p) => p !== '').join(',')}]}`;
-        await this.persistence!.checkpoint({ seq, agents }, workflow, json);
+        parts.push(Buffer.from(']}'));
+        await this.persistence!.checkpoint({ seq, agents }, workflow, Buffer.concat(parts));
         this.checkpointed = mark;
       } catch (err) {
         this.o.log.warn({ err }, 'checkpoint failed; will retry');

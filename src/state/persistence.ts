@@ -38,7 +38,7 @@ export interface Persistence {
   warnings: string[];
   pruner: RetentionPruner;
   /** Saves detection state locally (fast, for the next restart) and in the store (for a host that lost its disk). */
-  checkpoint(snapshot: EngineSnapshot, workflow?: WorkflowSummary, json?: string): Promise<void>;
+  checkpoint(snapshot: EngineSnapshot, workflow?: WorkflowSummary, encoded?: Buffer): Promise<void>;
   /** Stops retention, saves nothing more, closes the store; safe twice. */
   close(): Promise<void>;
 }
@@ -134,11 +134,11 @@ export async function openPersistence(c: PersistenceConfig, log: Logger, o: { ne
     warnings,
     pruner,
     checkpoint: async (snap, workflow, encoded) => {
-      // Encoded once for both copies: at 10,000 agents the snapshot is about 12 MB of JSON.
-      const json = encoded ?? JSON.stringify(snap);
-      await local.saveSnapshot(snap, json);
+      // Encoded once for both copies: at 10,000 agents the snapshot is about 11 MB of JSON.
+      const bytes = encoded ?? Buffer.from(JSON.stringify(snap));
+      await local.saveSnapshot(snap, bytes);
       local.save({ last_seq: snap.seq, ...(workflow ? { workflow } : {}) });
-      await store.saveSnapshot(runId, snap, json);
+      await store.saveSnapshot(runId, snap, bytes);
     },
     close: async () => {
       if (closed) return;

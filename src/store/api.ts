@@ -16,7 +16,7 @@ export interface ApiStoreOptions {
 
 /** A body that is already JSON text (sent as is, not encoded again). */
 class RawJson {
-  constructor(readonly text: string) {}
+  constructor(readonly text: string | Buffer) {}
 }
 
 /**
@@ -124,8 +124,8 @@ export class ApiStore implements Store {
     );
   }
 
-  async saveSnapshot(runId: string, snapshot: EngineSnapshot, json?: string): Promise<void> {
-    await this.call('PUT', '/api/v1/snapshot', runId, json === undefined ? snapshot : new RawJson(json));
+  async saveSnapshot(runId: string, snapshot: EngineSnapshot, encoded?: Buffer): Promise<void> {
+    await this.call('PUT', '/api/v1/snapshot', runId, encoded === undefined ? snapshot : new RawJson(encoded));
   }
 
   async loadSnapshot(runId: string): Promise<EngineSnapshot | null> {

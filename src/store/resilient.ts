@@ -295,12 +295,12 @@ export class ResilientStore implements Store {
   }
 
   /** Only the latest snapshot matters, so while degraded it replaces a file instead of queueing. */
-  saveSnapshot(runId: string, snapshot: EngineSnapshot, json?: string): Promise<void> {
+  saveSnapshot(runId: string, snapshot: EngineSnapshot, encoded?: Buffer): Promise<void> {
     return this.track(
       (async () => {
         if (!this.degraded) {
           try {
-            await this.inner.saveSnapshot(runId, snapshot, json);
+            await this.inner.saveSnapshot(runId, snapshot, encoded);
             return;
           } catch (err) {
             if (!isRetryable(err)) throw err;
@@ -309,7 +309,7 @@ export class ResilientStore implements Store {
         }
         mkdirSync(this.snapshotDir, { recursive: true, mode: 0o700 });
         const path = this.snapshotPath(runId);
-        writeFileSync(`${path}.tmp`, json ?? JSON.stringify(snapshot), { mode: 0o600 });
+        writeFileSync(`${path}.tmp`, encoded ?? JSON.stringify(snapshot), { mode: 0o600 });
         renameSync(`${path}.tmp`, path);
       })(),
     );

@@ -90,7 +90,7 @@ export interface Store {
    * `json`, when given, is JSON.stringify(snapshot) already made by the caller
    * (a fleet's snapshot is megabytes: adapters that store text reuse it).
    */
-  saveSnapshot(runId: string, snapshot: EngineSnapshot, json?: string): Promise<void>;
+  saveSnapshot(runId: string, snapshot: EngineSnapshot, encoded?: Buffer): Promise<void>;
   loadSnapshot(runId: string): Promise<EngineSnapshot | null>;
 
   upsertAgent(runId: string, agent: RegisteredAgent): Promise<void>;

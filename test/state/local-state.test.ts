@@ -24,11 +24,11 @@ describe('LocalState', () => {
     expect(b.state).toEqual({ run_id: 'run-abc', keys: { ingest_api_key: 'imm-1', operator_token: 'op-2' }, last_seq: 77, workflow: { quarantined: ['a'], pending: ['b'], rejected: ['c'] }, snapshot: snap });
   });
 
-  it('writes the snapshot asynchronously from shared JSON text, readable by the next load', async () => {
+  it('writes the snapshot asynchronously from shared JSON bytes, readable by the next load', async () => {
     const s = new LocalState(dir);
     s.save({ run_id: 'run-async' });
     const snap = snapshot(30, 12);
-    await s.saveSnapshot(snap, JSON.stringify(snap));
+    await s.saveSnapshot(snap, Buffer.from(JSON.stringify(snap)));
     expect(statSync(join(dir, 'snapshot.json')).mode & 0o777).toBe(0o600);
     expect(new LocalState(dir).load()).toMatchObject({ state: { run_id: 'run-async', snapshot: snap }, warnings: [] });
   });

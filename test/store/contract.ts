@@ -251,9 +251,9 @@ export function runStoreContract(name: string, target: ContractTarget): void {
       const second = snapshot(200, 20, 1);
       await store.saveSnapshot(id, second);
       expect(await store.loadSnapshot(id)).toEqual(second);
-      // With the JSON text the caller already made (checkpoints encode once for the local copy and the store).
+      // With the JSON bytes the caller already made (checkpoints encode once for the local copy and the store).
       const third = snapshot(10, 30, 2);
-      await store.saveSnapshot(id, third, JSON.stringify(third));
+      await store.saveSnapshot(id, third, Buffer.from(JSON.stringify(third)));
       expect(await store.loadSnapshot(id)).toEqual(third);
     });
 
