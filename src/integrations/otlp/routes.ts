@@ -13,6 +13,8 @@ export interface OtlpTraceRoutesOptions {
 }
 
 export const OTLP_TRACES_PATH = '/v1/traces';
+/** A refused request with a body up to this size keeps its connection (see the onRequest hook). */
+const DRAIN_REFUSED_BYTES = 64 * 1024;
 
 /**
  * The OTLP/HTTP trace receiver as a fastify plugin: POST /v1/traces with
@@ -37,9 +39,13 @@ export function otlpTraceRoutes(opts: OtlpTraceRoutesOptions): FastifyPluginAsyn
         const coding = req.headers['content-encoding'];
         contentCodingOf(typeof coding === 'string' ? coding : undefined);
       } catch (e) {
-        // The body stays unread: without this the client's keep-alive socket counts as busy
-        // and holds the server's close() for keepAliveTimeout (72 s in fastify).
-        reply.header('connection', 'close');
+        // Refused before the body is read. A small one is read and discarded by Node after the reply,
+        // so an exporter still writing it gets this answer and not EPIPE from a closed socket (an
+        // OpenTelemetry SDK then reports 401, not 'write EPIPE'). A large or unknown one is not worth
+        // reading: the connection closes (left open, its socket held the server's close() for
+        // fastify's 72 s keepAliveTimeout).
+        const length = Number(req.headers['content-length'] ?? NaN);
+        if (!(length <= DRAIN_REFUSED_BYTES)) reply.header('connection', 'close');
         throw e;
       }
     });

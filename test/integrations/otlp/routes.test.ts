@@ -210,9 +210,14 @@ describe('POST /v1/traces over HTTP', () => {
     const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' });
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ ok: false, code: 'IMM_ERR_UNAUTHORIZED' });
-    // Refused before its body was read, the connection is closed; otherwise the idle-looking
-    // keep-alive socket would hold the server's shutdown for fastify's 72 s keepAliveTimeout.
-    expect(res.headers.get('connection')).toBe('close');
+    // A small body is drained after the refusal, so the connection stays usable (an exporter still
+    // writing it reads the 401 instead of failing with EPIPE on a closed socket).
+    expect(res.headers.get('connection')).not.toBe('close');
+    // A large one is not read: the connection closes, or the idle-looking keep-alive socket would
+    // hold the server's shutdown for fastify's 72 s keepAliveTimeout.
+    const big = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.alloc(200 * 1024) });
+    expect(big.status).toBe(401);
+    expect(big.headers.get('connection')).toBe('close');
   });
 
   it('is described in the OpenAPI document when @fastify/swagger is registered', async () => {
