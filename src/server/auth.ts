@@ -67,6 +67,8 @@ export function parseCookies(header: string | undefined): Record<string, string>
  */
 export class Auth {
   private readonly sessionKey: Buffer;
+  /** The ingest key last verified on each connection (weakly held: gone with the socket). */
+  private readonly verifiedOn = new WeakMap<object, string>();
   private loginToken: string;
   private loginExpires: number;
   private loginUsed = false;
@@ -111,7 +113,12 @@ export class Auth {
   checkIngestKey(req: FastifyRequest): void {
     const key = req.headers['x-api-key'];
     if (typeof key !== 'string' || key === '') throw new ImmuneError('IMM_ERR_UNAUTHORIZED', 'missing X-API-KEY header (the ingest key)');
+    // An agent sends the same key on every request of its keep-alive connection: once it has been
+    // verified there, comparing with what this same connection sent before reveals nothing about the
+    // secret, and saves hashing it per request (~1.5 µs, 2–3 % of single-record ingest).
+    if (this.verifiedOn.get(req.raw.socket) === key) return;
     if (!safeEqual(key, this.secrets.ingestApiKey)) throw new ImmuneError('IMM_ERR_UNAUTHORIZED', 'wrong X-API-KEY');
+    this.verifiedOn.set(req.raw.socket, key);
   }
 
   /** Who is calling, from a bearer token or the session cookie; throws 401 when neither is valid. */

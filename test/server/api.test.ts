@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INGEST_KEY, OPERATOR_TOKEN, startProduct, vitalsFor } from '../support/product.js';
 
@@ -51,6 +52,31 @@ describe('ingest', () => {
     expect(r.status).toBe(401);
     expect(r.json).toMatchObject({ ok: false, code: 'IMM_ERR_UNAUTHORIZED' });
     expect(r.json.error).toContain(msg);
+  });
+
+  it('checks the key of every request on a keep-alive connection, not only the first', async () => {
+    // One socket for all three requests: a key verified on a connection must not let a wrong one through it.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const post = (key: string) =>
+      new Promise<{ status: number; socket: unknown }>((resolve, reject) => {
+        const body = JSON.stringify(vitalsFor('keepalive')());
+        const req = http.request(`${s.base}/api/v1/ingest`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'x-api-key': key } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, socket: req.socket }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      const first = await post(INGEST_KEY);
+      const wrong = await post(`${INGEST_KEY.slice(0, -1)}x`);
+      const again = await post(INGEST_KEY);
+      expect([first.status, wrong.status, again.status]).toEqual([200, 401, 200]);
+      expect(wrong.socket).toBe(first.socket);
+      expect(again.socket).toBe(first.socket);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('rejects malformed JSON', async () => {

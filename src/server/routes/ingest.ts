@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AgentMeta } from '../../domain/events.js';
 import { ImmuneError } from '../../domain/errors.js';
 import type { Deps } from '../app.js';
@@ -7,10 +7,19 @@ import { AckBody, AckParams, AgentIdParams, IngestBody, IngestReply, RegisterBod
 /** What agents call with the ingest key: report vitals, register, acknowledge directives. */
 export function ingestRoutes(app: FastifyInstance, d: Deps): void {
   const security: Array<Record<string, string[]>> = [{ ingestKey: [] }];
+  // A callback hook, not an async one: no promise per request on the ingest path.
+  const ingestKey = (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
+    try {
+      d.auth.checkIngestKey(req);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  };
 
   app.post('/api/v1/ingest', {
     schema: { tags: ['ingest'], summary: 'Report vitals: one record, a JSON array, or NDJSON. A batch with a bad record is rejected whole.', security, body: IngestBody, response: { 200: IngestReply } },
-    preHandler: async (req) => d.auth.checkIngestKey(req),
+    preHandler: ingestKey,
   }, async (req) => {
     const body = req.body;
     const batch = Array.isArray(body);
@@ -27,7 +36,7 @@ export function ingestRoutes(app: FastifyInstance, d: Deps): void {
 
   app.post<{ Body: { agent_id: string } & Partial<AgentMeta> }>('/api/v1/agents/register', {
     schema: { tags: ['ingest'], summary: 'Register an agent (type, model, MCP servers, optional control URL)', security, body: RegisterBody },
-    preHandler: async (req) => d.auth.checkIngestKey(req),
+    preHandler: ingestKey,
   }, async (req) => {
     const { agent_id, agent_type, model, provider, mcp_servers, control_url } = req.body;
     const status = d.cp.register(agent_id, { agent_type, model, provider, mcp_servers, control_url, source: 'external' });
@@ -37,7 +46,7 @@ export function ingestRoutes(app: FastifyInstance, d: Deps): void {
 
   app.get<{ Params: { id: string } }>('/api/v1/agents/:id/directive', {
     schema: { tags: ['ingest'], summary: 'The agent polls its status and pending healing directive (for agents that stopped working while quarantined)', security, params: AgentIdParams },
-    preHandler: async (req) => d.auth.checkIngestKey(req),
+    preHandler: ingestKey,
   }, async (req) => {
     const rt = d.cp.engine.require(req.params.id);
     return { ok: true, agent_id: rt.id, status: rt.wf.state, directive: d.cp.directiveOf(rt.id) };
@@ -45,7 +54,7 @@ export function ingestRoutes(app: FastifyInstance, d: Deps): void {
 
   app.post<{ Params: { id: string; directive_id: string }; Body: { ok: boolean; detail?: string } }>('/api/v1/agents/:id/directives/:directive_id/ack', {
     schema: { tags: ['ingest'], summary: 'The agent reports whether it applied a healing directive', security, params: AckParams, body: AckBody },
-    preHandler: async (req) => d.auth.checkIngestKey(req),
+    preHandler: ingestKey,
   }, async (req) => {
     d.cp.engine.require(req.params.id);
     d.directives.acknowledge(req.params.id, req.params.directive_id, req.body.ok, req.body.detail ?? '');
