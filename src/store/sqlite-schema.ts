@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import type { ImmuneEvent } from '../domain/events.js';
 import type { Vitals } from '../domain/vitals.js';
 import { SEGMENTS_DDL, SEGMENTS_UPGRADE_FROM_1, sealExisting, segmentWriter } from './sqlite-segments.js';
+import { SNAPSHOT_PARTS_DDL } from './sqlite-snapshots.js';
 import type { SeedRecord } from './store.js';
 
 /**
@@ -31,7 +32,7 @@ CREATE TABLE IF NOT EXISTS snapshots (run INTEGER PRIMARY KEY, seq INTEGER NOT N
 CREATE TABLE IF NOT EXISTS agents (run INTEGER NOT NULL, agent_id TEXT NOT NULL, meta TEXT NOT NULL, PRIMARY KEY (run, agent_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY, run INTEGER NOT NULL, measurement TEXT NOT NULL, agent_id TEXT NOT NULL, ts REAL NOT NULL, fields TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS records_by_measurement ON records(run, measurement, ts);
-${SEGMENTS_DDL}`;
+${SEGMENTS_DDL}${SNAPSHOT_PARTS_DDL}`;
 
 export type SqliteSync = 'normal' | 'full';
 
@@ -197,7 +198,6 @@ export type WriteOp =
   | { k: 'vitals'; run: string; rows: readonly Vitals[] }
   | { k: 'packed'; run: string; packed: PackedVitals }
   | { k: 'events'; run: string; events: readonly ImmuneEvent[] }
-  | { k: 'snapshot'; run: string; seq: number; data: string }
   | { k: 'agent'; run: string; agent_id: string; meta: string }
   | { k: 'records'; run: string; records: readonly SeedRecord[] }
   | { k: 'touch'; run: string };
@@ -214,7 +214,6 @@ export function writer(db: Database.Database, now: () => number) {
   const addSeries = db.prepare('INSERT INTO series (run, agent_id) VALUES (?, ?)');
   const seriesIds = new Map<string, number>();
   const insEvent = db.prepare('INSERT OR IGNORE INTO events (run, seq, ts, agent_id, type, data) VALUES (?, ?, ?, ?, ?, ?)');
-  const putSnapshot = db.prepare('INSERT INTO snapshots (run, seq, saved_at, data) VALUES (?, ?, ?, ?) ON CONFLICT(run) DO UPDATE SET seq = excluded.seq, saved_at = excluded.saved_at, data = excluded.data');
   const putAgent = db.prepare('INSERT INTO agents (run, agent_id, meta) VALUES (?, ?, ?) ON CONFLICT(run, agent_id) DO UPDATE SET meta = excluded.meta');
   const insRecord = db.prepare('INSERT INTO records (run, measurement, agent_id, ts, fields) VALUES (?, ?, ?, ?, ?)');
 
@@ -262,9 +261,6 @@ export function writer(db: Database.Database, now: () => number) {
         case 'events':
           for (const e of op.events) insEvent.run(r, e.seq, e.ts, e.agent_id, e.type, JSON.stringify(e));
           break;
-        case 'snapshot':
-          putSnapshot.run(r, op.seq, now(), op.data);
-          break;
         case 'agent':
           putAgent.run(r, op.agent_id, op.meta);
           break;
@@ -282,6 +278,8 @@ export function writer(db: Database.Database, now: () => number) {
 
   return {
     apply,
+    /** The interned id of a run (created on first use). */
+    runKey: run,
     prune: ids.prune,
     /** After a rollback: cached ids may name rows that were never committed. */
     forget: () => {

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
 import { configure, writer, type PackedVitals, type WriteOp } from './sqlite-schema.js';
+import { snapshotPartsWriter, type SnapshotJob } from './sqlite-snapshots.js';
 
 /**
  * The only writer of the embedded database, in a worker thread so that
@@ -35,6 +36,11 @@ try {
 }
 
 const w = writer(db, () => Date.now() / 1000);
+const parts = snapshotPartsWriter(db, () => Date.now() / 1000);
+/** Snapshots being written a part per turn (sqlite-snapshots.ts), oldest first. */
+const snapshotJobs: Array<SnapshotJob & { id: number }> = [];
+/** Parts of replaced or unfinished snapshots may remain (true at start: a crash can leave some). */
+let cleaning = true;
 const commit = db.transaction((ops: WriteOp[]) => w.apply(ops));
 
 let writes: Array<{ id: number; ops: WriteOp[] }> = [];
@@ -90,6 +96,35 @@ function checkpointTail(): void {
   }
 }
 
+/**
+ * One part of the oldest snapshot per turn, between write transactions (all of them once closing: the
+ * process waits for the last checkpoint); with none to write, one stale part is deleted.
+ */
+function snapshotStep(): void {
+  do {
+    const job = snapshotJobs[0];
+    if (!job) break;
+    try {
+      if (db.transaction(() => parts.step(job))()) {
+        snapshotJobs.shift();
+        cleaning = true;
+        reply({ t: 'ack', id: job.id });
+      }
+    } catch (err) {
+      snapshotJobs.shift();
+      cleaning = true;
+      fail(job.id, err);
+    }
+  } while (closing);
+  if (snapshotJobs.length === 0 && cleaning && !closing) {
+    try {
+      cleaning = db.transaction(() => parts.dropStale(null))();
+    } catch {
+      cleaning = false; // tried again after the next snapshot
+    }
+  }
+}
+
 function step(): void {
   scheduled = false;
   flushWrites();
@@ -110,7 +145,8 @@ function step(): void {
       fail(p.id, err);
     }
   }
-  if (writes.length > 0 || prunes.length > 0) schedule();
+  snapshotStep();
+  if (writes.length > 0 || prunes.length > 0 || snapshotJobs.length > 0 || (cleaning && !closing)) schedule();
   else if (closing) {
     db.close();
     reply({ t: 'ack', id: closing.id });
@@ -128,7 +164,7 @@ function schedule(): void {
 port.on('message', (m: WriterRequest) => {
   if (m.t === 'vitals') writes.push({ id: m.id, ops: [{ k: 'packed', run: m.run, packed: m.packed }] });
   else if (m.t === 'write') writes.push({ id: m.id, ops: JSON.parse(m.ops) as WriteOp[] });
-  else if (m.t === 'snapshot') writes.push({ id: m.id, ops: [{ k: 'snapshot', run: m.run, seq: m.seq, data: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).toString('utf8') }] });
+  else if (m.t === 'snapshot') snapshotJobs.push({ id: m.id, run: w.runKey(m.run), seq: m.seq, data: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), written: 0, gen: null });
   else if (m.t === 'prune') prunes.push({ ...m, deleted: 0, cursor: 0 });
   else closing = m;
   schedule();

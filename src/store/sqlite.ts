@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import { configure, eventFromRow, packVitals, migrate, rowToVitals, type VitalsRow, type WriteOp } from './sqlite-schema.js';
 import { segmentReader } from './sqlite-segments.js';
 import { spawnStoreWorker } from './spawn-worker.js';
+import { readSnapshotText } from './sqlite-snapshots.js';
 import type { WriterReply, WriterRequest } from './sqlite-writer.js';
 import type { EventQuery, RegisteredAgent, SeedMeasurement, SeedRecord, Store, StoreHealth } from './store.js';
 
@@ -314,8 +315,14 @@ export class SqliteStore implements Store {
   async loadSnapshot(runId: string): Promise<EngineSnapshot | null> {
     const run = this.runKey(runId);
     if (run === null) return null;
-    const row = this.read('load snapshot', (db) => db.prepare<[number], { data: string }>('SELECT data FROM snapshots WHERE run = ?').get(run));
-    return row ? (JSON.parse(row.data) as EngineSnapshot) : null;
+    // One read transaction: the pointer and the parts it names are seen at the same commit.
+    const text = this.read('load snapshot', (db) =>
+      db.transaction(() => {
+        const row = db.prepare<[number], { data: string }>('SELECT data FROM snapshots WHERE run = ?').get(run);
+        return row ? readSnapshotText(db, row.data) : null;
+      })(),
+    );
+    return text === null ? null : (JSON.parse(text) as EngineSnapshot);
   }
 
   async upsertAgent(runId: string, agent: RegisteredAgent): Promise<void> {
