@@ -43,6 +43,21 @@ export interface Persistence {
   close(): Promise<void>;
 }
 
+/**
+ * A snapshot known by its JSON encoding: stores that keep the bytes (SQLite, the server API, the
+ * local file) never build its objects; one that wants them (memory, InfluxDB) decodes them on first use.
+ */
+export function encodedSnapshot(seq: number, bytes: Buffer): EngineSnapshot {
+  let agents: EngineSnapshot['agents'] | undefined;
+  return {
+    seq,
+    get agents() {
+      agents ??= (JSON.parse(bytes.toString('utf8')) as EngineSnapshot).agents;
+      return agents;
+    },
+  };
+}
+
 /** A secret for generated keys: 32 random bytes, URL-safe. */
 export function generateSecret(prefix: string): string {
   return `${prefix}${randomBytes(32).toString('base64url')}`;

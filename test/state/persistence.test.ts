@@ -7,7 +7,8 @@ import type { ImmuneEvent } from '../../src/domain/events.js';
 import { ImmuneEngine } from '../../src/engine/engine.js';
 import { isReady } from '../../src/engine/baseline.js';
 import { silentLogger } from '../../src/log.js';
-import { openPersistence, resolveKeys } from '../../src/state/persistence.js';
+import { encodedSnapshot, openPersistence, resolveKeys } from '../../src/state/persistence.js';
+import { MemoryStore } from '../../src/store/memory.js';
 import { vitals } from '../store/contract.js';
 
 let dir: string;
@@ -29,6 +30,16 @@ async function firstLife(): Promise<{ runId: string; engine: ImmuneEngine; keys:
   await p.close();
   return { runId: p.runId, engine, keys: p.keys.ingest_api_key };
 }
+
+describe('encodedSnapshot', () => {
+  it('gives a store that keeps objects the same snapshot as the bytes hold', async () => {
+    const { engine } = await firstLife();
+    const snap = engine.snapshot();
+    const store = new MemoryStore();
+    await store.saveSnapshot('r', encodedSnapshot(snap.seq, Buffer.from(JSON.stringify(snap))));
+    expect(await store.loadSnapshot('r')).toEqual(JSON.parse(JSON.stringify(snap)));
+  });
+});
 
 describe('openPersistence (restart resilience)', () => {
   it('comes back to the same run, keys, workflow state and ready baselines after a restart', async () => {
