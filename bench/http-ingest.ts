@@ -28,7 +28,7 @@ const PIN = process.env.BENCH_PIN === '1';
 const SERVER_ARGS = (process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter((a) => a !== '');
 /** The CLI to start (another build's bin/immune.js, to compare two builds on the same machine state). */
 const BIN = process.env.BENCH_BIN ?? 'bin/immune.js';
-/** BENCH_ONLY=single|batched runs one kind of load (for profiling); the default runs both. */
+/** BENCH_ONLY=single|paced|batched runs one kind of load (paced: only the wrk run at BENCH_RATE); the default runs all. */
 const ONLY = process.env.BENCH_ONLY ?? '';
 /**
  * What drives the single-record load: wrk when it is installed (C, `apt-get install wrk`), else autocannon
@@ -144,6 +144,8 @@ interface Load {
   connections: number;
   headers: Record<string, string>;
   bodies: Buffer[];
+  /** Seconds (default BENCH_SECONDS). */
+  seconds?: number;
 }
 
 /** One autocannon run; also returns the CPU the server and this process (the client) spent per request. */
@@ -158,7 +160,7 @@ async function run(l: Load): Promise<{ res: autocannon.Result; serverCpuUsPerReq
         method: 'POST',
         connections: l.connections,
         pipelining: 1,
-        duration: DURATION,
+        duration: l.seconds ?? DURATION,
         headers: { 'content-type': 'application/json', ...l.headers },
         requests: [{ setupRequest: (req) => ({ ...req, body: l.bodies[k++ % l.bodies.length] }) }],
       },
@@ -175,7 +177,7 @@ async function run(l: Load): Promise<{ res: autocannon.Result; serverCpuUsPerReq
 async function runWrk(l: Load, rate = 0): Promise<RunResult> {
   const server0 = cpuSeconds(l.server.pid);
   // The shell reports its waited-for children's CPU (wrk's) from its own /proc stat (cutime, cstime).
-  const script = `wrk -t1 -c${l.connections} -d${DURATION}s -s bench/wrk-single-ingest.lua ${l.server.url}${l.path}; read -r stat < /proc/$$/stat; echo "SHELL_STAT $stat"`;
+  const script = `wrk -t1 -c${l.connections} -d${l.seconds ?? DURATION}s -s bench/wrk-single-ingest.lua ${l.server.url}${l.path}; read -r stat < /proc/$$/stat; echo "SHELL_STAT $stat"`;
   const child = spawn(PIN ? 'taskset' : 'sh', PIN ? ['-c', '1', 'sh', '-c', script] : ['-c', script], {
     env: { ...process.env, WRK_KEY: l.headers['x-api-key'] ?? '', WRK_NOW: String(Date.now() / 1000), WRK_AGENTS: String(AGENTS), WRK_RATE: String(rate), WRK_THREADS: '1' },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -243,19 +245,24 @@ async function main(): Promise<void> {
     }
 
     const ingest = { server, path: '/api/v1/ingest', headers: { 'x-api-key': KEY } };
+    // The batches above leave the single-record path cold: its first second (JIT compilation) would
+    // otherwise land in the first measured round — a server in service has long been warm.
+    if (ONLY !== 'batched') await runSingle({ ...ingest, connections: SINGLE_CONNECTIONS, bodies: pool(SINGLE_POOL, null, next), seconds: 3 });
     const single = [];
     const paced = [];
     const batched = [];
     for (let round = 0; round < ROUNDS; round++) {
-      if (ONLY !== 'batched') {
+      if (ONLY !== 'batched' && ONLY !== 'paced') {
         const s = await runSingle({ ...ingest, connections: SINGLE_CONNECTIONS, bodies: pool(SINGLE_POOL, null, next) });
         single.push({ rps: Math.round(s.rps), p50: s.p50, p99: s.p99, errors: s.errors, server_cpu_us_per_req: s.serverCpuUsPerReq, server_main_thread_cpu_us_per_req: s.mainCpuUsPerReq, client_cpu_us_per_req: s.clientCpuUsPerReq });
+      }
+      if (ONLY !== 'batched') {
         if (CLIENT === 'wrk' && RATE > 0) {
           const p = await runWrk({ ...ingest, connections: SINGLE_CONNECTIONS, bodies: [] }, RATE);
           paced.push({ rps: Math.round(p.rps), p50: p.p50, p99: p.p99, errors: p.errors, server_cpu_us_per_req: p.serverCpuUsPerReq, server_main_thread_cpu_us_per_req: p.mainCpuUsPerReq });
         }
       }
-      if (ONLY !== 'single') {
+      if (ONLY !== 'single' && ONLY !== 'paced') {
         const b = await run({ ...ingest, connections: 8, bodies: pool(BATCH_POOL, BATCH, next) });
         batched.push({ vitals: b.res.requests.average * BATCH, p99: b.res.latency.p99, errors: b.res.errors + b.res.non2xx, server_cpu_us_per_req: b.serverCpuUsPerReq, server_main_thread_cpu_us_per_req: b.mainCpuUsPerReq, client_cpu_us_per_req: b.clientCpuUsPerReq });
       }
