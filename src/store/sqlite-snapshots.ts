@@ -36,9 +36,9 @@ export function snapshotPartsWriter(db: Database.Database, now: () => number) {
   const nextGen = db.prepare<[], number>('SELECT coalesce(max(gen), 0) + 1 FROM snapshot_parts').pluck();
   const putPart = db.prepare('INSERT INTO snapshot_parts (gen, part, run, data) VALUES (?, ?, ?, ?)');
   const point = db.prepare('INSERT INTO snapshots (run, seq, saved_at, data) VALUES (?, ?, ?, ?) ON CONFLICT(run) DO UPDATE SET seq = excluded.seq, saved_at = excluded.saved_at, data = excluded.data');
-  // A part is stale when no run's pointer names its generation ('@parts:G:N' → G) and it is not being written.
-  const stalePart = db.prepare<[number], { gen: number; part: number }>(
-    "SELECT gen, part FROM snapshot_parts WHERE gen <> ? AND gen NOT IN (SELECT CAST(substr(data, 8, instr(substr(data, 8), ':') - 1) AS INTEGER) FROM snapshots WHERE data LIKE '@parts:%') LIMIT 1",
+  // A part is stale when no run's pointer names its generation ('@parts:G:N' → G).
+  const stalePart = db.prepare<[], { gen: number; part: number }>(
+    "SELECT gen, part FROM snapshot_parts WHERE gen NOT IN (SELECT CAST(substr(data, 8, instr(substr(data, 8), ':') - 1) AS INTEGER) FROM snapshots WHERE data LIKE '@parts:%') LIMIT 1",
   );
   const dropPart = db.prepare('DELETE FROM snapshot_parts WHERE gen = ? AND part = ?');
 
@@ -57,11 +57,11 @@ export function snapshotPartsWriter(db: Database.Database, now: () => number) {
       return true;
     },
     /**
-     * Deletes one part that no run points to (replaced, or left by a snapshot that was never finished);
-     * `keep` is the generation still being written, if any. False when there was none.
+     * Deletes one part that no run points to (replaced, or left by a snapshot that was never finished).
+     * Only while no snapshot is being written: its parts have no pointer yet. False when there was none.
      */
-    dropStale(keep: number | null): boolean {
-      const p = stalePart.get(keep ?? -1);
+    dropStale(): boolean {
+      const p = stalePart.get();
       if (!p) return false;
       dropPart.run(p.gen, p.part);
       return true;

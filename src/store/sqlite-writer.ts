@@ -118,7 +118,7 @@ function snapshotStep(): void {
   } while (closing);
   if (snapshotJobs.length === 0 && cleaning && !closing) {
     try {
-      cleaning = db.transaction(() => parts.dropStale(null))();
+      cleaning = db.transaction(() => parts.dropStale())();
     } catch {
       cleaning = false; // tried again after the next snapshot
     }

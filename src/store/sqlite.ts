@@ -308,7 +308,7 @@ export class SqliteStore implements Store {
   // ───────────────────────────── snapshot, agents, records, runs ─────────────────────────────
 
   async saveSnapshot(runId: string, snapshot: EngineSnapshot, encoded?: Buffer): Promise<void> {
-    // Its own message, as bytes: a fleet's snapshot is megabytes of JSON, decoded to text on the writer's thread, not this one.
+    // Its own message, as bytes the writer stores in parts (sqlite-snapshots.ts): a fleet's snapshot is megabytes of JSON.
     await this.send({ t: 'snapshot', run: runId, seq: snapshot.seq, data: encoded ?? Buffer.from(JSON.stringify(snapshot)) });
   }
 

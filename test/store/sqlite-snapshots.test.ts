@@ -61,6 +61,11 @@ describe('sqlite store: snapshots are written a part per write transaction', () 
     await again.open();
     try {
       expect((await again.loadSnapshot('r'))?.seq).toBe(11);
+      // A part gone missing is an error naming it, not a truncated snapshot.
+      const db = new Database(path);
+      db.prepare('DELETE FROM snapshot_parts').run();
+      db.close();
+      await expect(again.loadSnapshot('r')).rejects.toThrow(/snapshot parts missing: 0 of 1/);
     } finally {
       await again.close();
     }
