@@ -121,7 +121,7 @@ async function engineOnlyChild(path: string): Promise<void> {
       all.push({ ...v });
     }
   }
-  for await (const _ of replayFile({ path }, new Keep(), { warmUp: false })) {
+  for await (const _ of replayFile({ path }, new Keep())) {
     // collecting
   }
   let seconds = 0;

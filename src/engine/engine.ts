@@ -5,13 +5,13 @@ import type { Vitals } from '../domain/vitals.js';
 import { effectiveSigma, isReady, learn, newBaseline, restoreBaseline, snapshotBaseline, type Baseline, type BaselineSnapshot } from './baseline.js';
 import { engineConfig, type EngineConfig } from './config.js';
 import { diagnose, externalCause } from './diagnose.js';
-import { FleetCorrelator, groupsOf } from './fleet-correlator.js';
+import { FleetCorrelator, groupsOf, newStanding, type Standing } from './fleet-correlator.js';
 import { planNextAction } from './healing-policy.js';
 import { ImmuneMemory } from './immune-memory.js';
 import { addSample, newTally, probationDecision, type ProbationTally } from './probation.js';
 import { applyEvent, newWorkflow, type Workflow } from './lifecycle.js';
 import { CONTINUOUS, NC } from './metrics.js';
-import { judge, looksNormal, newSentinelState, resetBystanderEvidence, resetEvidence, restoreSentinel, snapshotSentinel, type SentinelSnapshot, type SentinelState, type Verdict } from './sentinel.js';
+import { forgetCandidatePrompt, judge, looksNormal, newSentinelState, resetBystanderEvidence, resetEvidence, restoreSentinel, snapshotSentinel, type SentinelSnapshot, type SentinelState, type Verdict } from './sentinel.js';
 
 /** Something the shell must do; the engine only decides. */
 export type Effect = {
@@ -48,6 +48,8 @@ export interface AgentRuntime {
   lastCalm: number;
   /** When the next healing step is due (pacing), or null. */
   stepAt: number | null;
+  /** Its places in the fleet correlator's groups. */
+  readonly standing: Standing;
 }
 
 export interface EngineSnapshot {
@@ -156,8 +158,9 @@ export class ImmuneEngine {
     rt.last = v;
     rt.lastSeen = now;
     rt.executions += 1;
-    if (v.model !== '' && rt.meta.model !== v.model) rt.meta = { ...rt.meta, model: v.model };
-    if (v.provider !== '' && rt.meta.provider !== v.provider) rt.meta = { ...rt.meta, provider: v.provider };
+    // Through mergeMeta, so that every agent's metadata has one hidden class.
+    if (v.model !== '' && rt.meta.model !== v.model) rt.meta = mergeMeta(rt.meta, { model: v.model });
+    if (v.provider !== '' && rt.meta.provider !== v.provider) rt.meta = mergeMeta(rt.meta, { provider: v.provider });
 
     const b = rt.baseline;
     const state = rt.wf.state;
@@ -189,25 +192,32 @@ export class ImmuneEngine {
     const now = v.timestamp;
     const verdict = judge(rt.baseline, rt.sentinel, v, this.cfg);
     const keys = groupsOf(rt.meta.model, rt.meta.provider);
-    this.fleet.note(keys, rt.id, now, verdict.providerSignal, verdict.strained, verdict.ownSignal);
+    this.fleet.note(rt.standing, keys, now, verdict.providerSignal, verdict.strained, verdict.ownSignal);
+    // What happens now and then (an infection, the fleet hold, a new prompt) is behind one call each, out
+    // of the per-sample path: code that optimised code reaches for the first time makes V8 recompile the
+    // whole inlined chain from the replay loop down (~30 ms of compiler time each, seven times a replay).
+    if ((verdict.confirmed || this.held.size > 0) && this.settle(rt, verdict, keys, now, out)) return;
+    rt.holdSince = null;
+    if (!verdict.suspicious) rt.lastCalm = now;
+    if (verdict.promptChanged) this.watchPrompt(rt, v, verdict, out);
+    else forgetCandidatePrompt(rt.sentinel);
+    if (verdict.learnWeight > 0 || verdict.rateLearnWeight > 0) learn(rt.baseline, v, this.cfg, this.cfg.thresholdSigma, verdict.learnWeight, verdict.rateLearnWeight, verdict.toolLearnWeight);
+  }
+
+  /** The fleet hold and a confirmed verdict; true when the sample is dealt with (an infection, or the fleet's). */
+  private settle(rt: AgentRuntime, verdict: Verdict, keys: readonly string[], now: number, out: Outcome): boolean {
     if (this.held.size > 0) {
       this.held.delete(rt.id);
       if (!verdict.strained) this.releaseContradicted(keys, now, out);
     }
-
-    if (verdict.confirmed) {
-      if (verdict.providerOnly && this.absorbedByFleet(rt, verdict, keys, now, out)) {
-        if (rt.holdSince !== null && slowItself(verdict)) this.held.set(rt.id, verdict);
-        return;
-      }
-      rt.holdSince = null;
-      this.infect(rt, verdict, now, out);
-      return;
+    if (!verdict.confirmed) return false;
+    if (verdict.providerOnly && this.absorbedByFleet(rt, verdict, keys, now, out)) {
+      if (rt.holdSince !== null && slowItself(verdict)) this.held.set(rt.id, verdict);
+      return true;
     }
     rt.holdSince = null;
-    if (!verdict.suspicious) rt.lastCalm = now;
-    this.watchPrompt(rt, v, verdict, out);
-    if (verdict.learnWeight > 0 || verdict.rateLearnWeight > 0) learn(rt.baseline, v, this.cfg, this.cfg.thresholdSigma, verdict.learnWeight, verdict.rateLearnWeight, verdict.toolLearnWeight);
+    this.infect(rt, verdict, now, out);
+    return true;
   }
 
   /** True when the anomaly belongs to a provider incident (or is held waiting for peers) instead of this agent. */
@@ -254,14 +264,9 @@ export class ImmuneEngine {
     }
   }
 
-  /** A new prompt with normal behaviour is adopted after a run of normal samples; with abnormal behaviour it is part of the infection. */
+  /** A sample with an unadopted prompt: adopted after a run of otherwise normal samples; with abnormal behaviour it is part of the infection. */
   private watchPrompt(rt: AgentRuntime, v: Vitals, verdict: Verdict, out: Outcome): void {
     const s = rt.sentinel;
-    if (!verdict.promptChanged) {
-      s.candidatePrompt = '';
-      s.candidateRun = 0;
-      return;
-    }
     if (s.candidatePrompt !== v.prompt_hash) {
       s.candidatePrompt = v.prompt_hash;
       s.candidateRun = 0;
@@ -296,7 +301,7 @@ export class ImmuneEngine {
     const now = v.timestamp;
     const verdict = judge(rt.baseline, rt.sentinel, v, this.cfg);
     // An agent being healed has trouble of its own: it is no witness for (or against) a provider outage.
-    this.fleet.note(groupsOf(rt.meta.model, rt.meta.provider), rt.id, now, verdict.providerSignal, verdict.strained, true);
+    this.fleet.note(rt.standing, groupsOf(rt.meta.model, rt.meta.provider), now, verdict.providerSignal, verdict.strained, true);
     const attempt = rt.wf.attempt;
     if (verdict.confirmed && attempt) {
       if (this.cfg.replayMode) {
@@ -490,9 +495,16 @@ export class ImmuneEngine {
   // ───────────────────────────── log ─────────────────────────────
 
   private create(agentId: string, meta: Partial<AgentMeta>, now: number, actor: Actor, out: Outcome): AgentRuntime {
+    const rt = this.newRuntime(agentId, mergeMeta(undefined, meta), now);
+    this.emit(rt, { type: 'agent_registered', meta: rt.meta, ts: now, actor, reason: actor === 'agent' ? 'first report' : 'registered' }, out);
+    return rt;
+  }
+
+  /** A new agent's runtime, added to the fleet. One object literal for every agent: one hidden class on the per-sample path. */
+  private newRuntime(agentId: string, meta: AgentMeta, now: number): AgentRuntime {
     const rt: AgentRuntime = {
       id: agentId,
-      meta: mergeMeta(undefined, meta),
+      meta,
       baseline: newBaseline(),
       sentinel: newSentinelState(this.cfg),
       wf: newWorkflow(now),
@@ -506,9 +518,9 @@ export class ImmuneEngine {
       holdSince: null,
       lastCalm: now,
       stepAt: null,
+      standing: newStanding(agentId),
     };
     this.agents.set(agentId, rt);
-    this.emit(rt, { type: 'agent_registered', meta: rt.meta, ts: now, actor, reason: actor === 'agent' ? 'first report' : 'registered' }, out);
     return rt;
   }
 
@@ -545,8 +557,7 @@ export class ImmuneEngine {
       let rt = this.agents.get(e.agent_id);
       if (!rt) {
         if (e.type !== 'agent_registered') continue;
-        rt = { id: e.agent_id, meta: e.meta, baseline: newBaseline(), sentinel: newSentinelState(this.cfg), wf: newWorkflow(e.ts), last: null, lastSeen: e.ts, executions: 0, probationOk: 0, probation: null, holdSince: null, lastCalm: e.ts, stepAt: null };
-        this.agents.set(e.agent_id, rt);
+        rt = this.newRuntime(e.agent_id, e.meta, e.ts);
       }
       applyEvent(rt.wf, e);
       if (e.type === 'agent_registered') rt.meta = e.meta;

@@ -21,7 +21,27 @@ interface Member {
   strained: boolean;
   /** Its latest sample showed trouble of its own kind: neither a witness for an outage nor a calm peer. */
   own: boolean;
+  readonly group: Group;
+  /** Dropped from the group after a window without samples: the agent's next sample joins it afresh. */
+  left: boolean;
 }
+
+/**
+ * Where one agent stands in its groups: its member records, kept by the caller (the engine's agent
+ * runtime) so that noting a sample looks nothing up. Rebuilt when the agent's groups change (a new
+ * model or provider) or it has left one.
+ */
+export interface Standing {
+  readonly agentId: string;
+  keys: readonly string[];
+  members: Member[];
+}
+
+export function newStanding(agentId: string): Standing {
+  return { agentId, keys: NO_GROUPS, members: [] };
+}
+
+const NO_GROUPS: readonly string[] = Object.freeze([]);
 
 interface Group {
   members: Map<string, Member>;
@@ -77,18 +97,29 @@ export class FleetCorrelator {
    * of its own is no witness for an outage, however slow it is: it stops counting as affected and is
    * neither a strained nor a calm peer until a sample shows nothing of its own again.
    */
-  note(keys: readonly string[], agentId: string, ts: number, providerSignal: boolean, strained = providerSignal, own = false): void {
-    for (let i = 0; i < keys.length; i++) {
-      let g = this.groups.get(keys[i]);
-      if (!g) this.groups.set(keys[i], (g = newGroup()));
-      let m = g.members.get(agentId);
-      if (!m) g.members.set(agentId, (m = { seen: ts, elevated: false, strained: false, own: false }));
+  note(st: Standing, keys: readonly string[], ts: number, providerSignal: boolean, strained = providerSignal, own = false): void {
+    if (st.keys !== keys || anyLeft(st.members)) this.place(st, keys, ts);
+    const members = st.members;
+    for (let i = 0; i < members.length; i++) {
+      const m = members[i];
       m.seen = ts;
       m.own = own;
       m.strained = !own && strained;
       m.elevated = !own && providerSignal;
-      if (m.elevated && ts > g.lastElevated) g.lastElevated = ts;
+      if (m.elevated && ts > m.group.lastElevated) m.group.lastElevated = ts;
     }
+  }
+
+  /** Finds or adds the agent's member record in each of `keys`' groups. */
+  private place(st: Standing, keys: readonly string[], ts: number): void {
+    st.keys = keys;
+    st.members = keys.map((k) => {
+      let g = this.groups.get(k);
+      if (!g) this.groups.set(k, (g = newGroup()));
+      let m = g.members.get(st.agentId);
+      if (!m) g.members.set(st.agentId, (m = { seen: ts, elevated: false, strained: false, own: false, group: g, left: false }));
+      return m;
+    });
   }
 
   /**
@@ -218,6 +249,11 @@ function mostlyStrained(g: Group, since: number): boolean {
 /** Calm peers needed per strained one before the peers are taken to contradict an outage (an outage strains most of them). */
 const CALM_RATIO = 4;
 
+function anyLeft(members: readonly Member[]): boolean {
+  for (let i = 0; i < members.length; i++) if (members[i].left) return true;
+  return false;
+}
+
 function newGroup(): Group {
   return { members: new Map(), incident: null, lastElevated: 0 };
 }
@@ -227,7 +263,10 @@ function countSince(g: Group, cutoff: number): number {
   let n = 0;
   for (const [a, m] of g.members) {
     if (m.seen >= cutoff) n++;
-    else g.members.delete(a);
+    else {
+      m.left = true;
+      g.members.delete(a);
+    }
   }
   return n;
 }

@@ -117,6 +117,11 @@ export function resetEvidence(s: SentinelState): void {
   s.counts.fill(0);
   s.pos = 0;
   s.ratePos = 0;
+  forgetCandidatePrompt(s);
+}
+
+/** A sample with the adopted prompt (or none): a new prompt being watched needs its run of normal samples afresh. */
+export function forgetCandidatePrompt(s: SentinelState): void {
   s.candidatePrompt = '';
   s.candidateRun = 0;
 }
@@ -238,8 +243,10 @@ function jointScore(z: Float64Array, promptChanged: boolean): number {
   const lat = z[LATENCY];
   const tok = Math.max(z[TOKENS], z[INPUT], z[OUTPUT], z[COST]);
   const tools = z[TOOLS];
-  if (promptChanged) return Math.max(lat, tok, tools);
-  return lat >= tok ? (tok >= tools ? tok : Math.min(lat, tools)) : lat >= tools ? lat : Math.min(tok, tools);
+  // Both are worked out on every sample (see CONFIRMED on code that runs only now and then).
+  const largest = Math.max(lat, tok, tools);
+  const second = lat >= tok ? (tok >= tools ? tok : Math.min(lat, tools)) : lat >= tools ? lat : Math.min(tok, tools);
+  return promptChanged ? largest : second;
 }
 
 /**
@@ -268,8 +275,16 @@ function requiredRun(tail: number): number {
   return k < 2 ? 2 : k > 4 ? 4 : k;
 }
 
-/** Judges one sample against the baseline and updates the evidence. Pure apart from `s`, which it owns. */
-/** Flags gathered while judging one sample (bits of an int, so the helpers below can return them). */
+/**
+ * Flags gathered while judging one sample (bits of an int, so the helpers below can return them).
+ *
+ * The per-sample code ORs them in on every sample, choosing the bits with a conditional (`f |= cond ?
+ * X : 0`) and never inside an `if`. An operator that has never run has no type feedback, and when
+ * optimised code first reaches one (the first confirmed infection, the first slow-CUSUM suspect) V8
+ * throws the code away and recompiles the whole inlined chain from the engine down, ~30 ms of compiler
+ * time each, on a two-core machine that also runs the replay's parse worker. Combined flags are
+ * constants for the same reason.
+ */
 const CONFIRMED = 1;
 const SUSPICIOUS = 2;
 const SLOW_SUSPECT = 4;
@@ -278,6 +293,13 @@ const PROVIDER_SIGNAL = 16;
 const NOT_PROVIDER_ONLY = 32;
 const STRAINED = 64;
 const OWN_SIGNAL = 128;
+/** Confirmed, and not of a kind a provider outage causes. */
+const CONFIRMED_NOT_PROVIDER = CONFIRMED | NOT_PROVIDER_ONLY;
+/** Confirmed, and evidence of a fault of the agent's own. */
+const CONFIRMED_OWN = CONFIRMED | NOT_PROVIDER_ONLY | OWN_SIGNAL;
+const SLOW_SUSPECT_OWN = SLOW_SUSPECT | OWN_SIGNAL;
+const SUSPICIOUS_OWN = SUSPICIOUS | OWN_SIGNAL;
+const LATENCY_ONLY = 1 << LATENCY;
 
 /** Judges one sample against the baseline and updates the evidence. Pure apart from `s`, which it owns. */
 export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig): Verdict {
@@ -288,7 +310,7 @@ export function judge(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfi
   s.ratePos = (s.ratePos + 1) % W;
   const promptChanged = v.prompt_hash !== '' && b.prompt_hash !== '' && v.prompt_hash !== b.prompt_hash;
   let f = judgeContinuous(b, s, v, cfg, slot, promptChanged) | judgeRates(b, s, v, cfg, rslot);
-  if (promptChanged) f |= SUSPICIOUS | OWN_SIGNAL;
+  f |= promptChanged ? SUSPICIOUS_OWN : 0;
   const confirmed = (f & CONFIRMED) !== 0;
   const slowSuspect = (f & SLOW_SUSPECT) !== 0;
   const learnWeight = (f & (SUSPICIOUS | CONFIRMED)) !== 0 ? 0 : slowSuspect ? SLOW_LEARN : 1;
@@ -335,15 +357,14 @@ function judgeContinuous(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineCo
     s.cusum[i] = c;
     s.slow[i] = cs;
     s.run[i] = c > 0 || cs > 0 ? s.run[i] + 1 : 0;
-    if (z >= SUSPECT_Z * T || c >= SUSPECT_CUSUM * H) f |= SUSPICIOUS;
-    else if (cs >= SUSPECT_SLOW * SLOW_H) f |= SLOW_SUSPECT;
-    if (c >= H || cs >= SLOW_H) f |= i === LATENCY ? CONFIRMED : CONFIRMED | NOT_PROVIDER_ONLY;
-    if (i === LATENCY) {
-      if (c >= H / 2 || cs >= SLOW_H / 2) f |= PROVIDER_SIGNAL;
-      if (z >= STRAIN_Z) f |= STRAINED;
-    } else if (c >= H / 2 || cs >= SLOW_H / 2) {
-      f |= OWN_SIGNAL;
-    }
+    const latency = i === LATENCY;
+    // Half-way evidence on latency witnesses an outage; on any other metric it is trouble of the agent's own.
+    const halfWay = c >= H / 2 || cs >= SLOW_H / 2;
+    f |=
+      (z >= SUSPECT_Z * T || c >= SUSPECT_CUSUM * H ? SUSPICIOUS : cs >= SUSPECT_SLOW * SLOW_H ? SLOW_SUSPECT : 0) |
+      (c >= H || cs >= SLOW_H ? (latency ? CONFIRMED : CONFIRMED_NOT_PROVIDER) : 0) |
+      (halfWay ? (latency ? PROVIDER_SIGNAL : OWN_SIGNAL) : 0) |
+      (latency && z >= STRAIN_Z ? STRAINED : 0);
     // The tail is learned from samples that do not continue an excursion.
     if (before < H / 2) s.tail[i] += (2 / (TAIL_SPAN + 1)) * ((z >= T ? 1 : 0) - s.tail[i]);
   }
@@ -353,17 +374,12 @@ function judgeContinuous(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineCo
   const dispersion = Math.max(1, b.toolVar / lambda);
   const toolLoop = young ? 0 : Math.max(0, s.toolLoop + Math.min(TOOL_LOOP_CLIP, (v.tool_calls * LN_TOOL_LOOP_FACTOR - (TOOL_LOOP_FACTOR - 1) * lambda) / dispersion));
   s.toolLoop = toolLoop;
-  if (toolLoop >= TOOL_LOOP_H) f |= CONFIRMED | NOT_PROVIDER_ONLY | OWN_SIGNAL;
-  else if (toolLoop >= SUSPECT_SLOW * TOOL_LOOP_H) f |= SLOW_SUSPECT | OWN_SIGNAL;
+  f |= toolLoop >= TOOL_LOOP_H ? CONFIRMED_OWN : toolLoop >= SUSPECT_SLOW * TOOL_LOOP_H ? SLOW_SUSPECT_OWN : 0;
 
   // Joint evidence: independent groups elevated together, several samples running.
-  const joint = jointScore(X, promptChanged);
-  s.joint[slot] = joint;
-  if (joint >= JOINT_Z) {
-    const metrics = jointRun(s, slot, H);
-    if (metrics !== 0) f |= metrics === 1 << LATENCY ? CONFIRMED : CONFIRMED | NOT_PROVIDER_ONLY | OWN_SIGNAL;
-  }
-  return f;
+  s.joint[slot] = jointScore(X, promptChanged);
+  const metrics = jointRun(s, slot, H);
+  return f | (metrics === 0 ? 0 : metrics === LATENCY_ONLY ? CONFIRMED : CONFIRMED_OWN);
 }
 
 /** The retry and error CUSUMs (count statistics) for one sample; returns flags. */
@@ -378,7 +394,7 @@ function judgeRates(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig,
     let llr: number;
     let llrSlow: number;
     if (m.kind === 'bernoulli') {
-      if (x > 0) f |= STRAINED;
+      f |= x > 0 ? STRAINED : 0;
       const p0 = Math.max(b.rate[j], cfg.errorRateFloor);
       if (p0 !== errorLlr.p0) setErrorLlr(p0);
       llr = x > 0 ? errorLlr.fail : errorLlr.pass;
@@ -401,11 +417,11 @@ function judgeRates(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig,
     // Witness for an outage at 3/4 of h, not half: two failures or a few retries close together reach
     // half of h on about 1 % of a healthy agent's samples, and three such agents at once made false
     // provider incidents in the demo fleet. An outage still gets there within a sample or two more.
-    if (c >= SUSPECT_CUSUM * HR || cs >= SUSPECT_CUSUM * HR) f |= PROVIDER_SIGNAL;
-    if (c >= SUSPECT_CUSUM * HR) f |= SUSPICIOUS;
-    else if (cs >= SUSPECT_SLOW * HR) f |= SLOW_SUSPECT;
-    if (Math.max(c, cs) >= RATE_FREEZE * HR) f |= RATE_SUSPECT;
-    if (c >= HR || cs >= HR) f |= CONFIRMED;
+    f |=
+      (c >= SUSPECT_CUSUM * HR || cs >= SUSPECT_CUSUM * HR ? PROVIDER_SIGNAL : 0) |
+      (c >= SUSPECT_CUSUM * HR ? SUSPICIOUS : cs >= SUSPECT_SLOW * HR ? SLOW_SUSPECT : 0) |
+      (c >= RATE_FREEZE * HR || cs >= RATE_FREEZE * HR ? RATE_SUSPECT : 0) |
+      (c >= HR || cs >= HR ? CONFIRMED : 0);
   }
   return f;
 }

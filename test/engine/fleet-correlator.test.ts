@@ -4,10 +4,22 @@ import type { ImmuneEvent } from '../../src/domain/events.js';
 import type { Vitals } from '../../src/domain/vitals.js';
 import { engineConfig } from '../../src/engine/config.js';
 import { ImmuneEngine, type Outcome } from '../../src/engine/engine.js';
-import { FleetCorrelator, groupsOf } from '../../src/engine/fleet-correlator.js';
+import { FleetCorrelator, groupsOf, newStanding, type Standing } from '../../src/engine/fleet-correlator.js';
 import { infectionEffect, NO_EFFECT, type Effect, type InfectionType } from '../../src/sim/infections.js';
 
 const cfg = engineConfig();
+
+/** A correlator, and `note` by agent id: the engine keeps each agent's Standing in its runtime, here a map does. */
+function correlator() {
+  const f = new FleetCorrelator(cfg);
+  const standings = new Map<string, Standing>();
+  const note = (keys: readonly string[], id: string, ts: number, providerSignal: boolean, strained?: boolean, own?: boolean) => {
+    let st = standings.get(id);
+    if (!st) standings.set(id, (st = newStanding(id)));
+    f.note(st, keys, ts, providerSignal, strained, own);
+  };
+  return { f, note };
+}
 
 describe('FleetCorrelator', () => {
   it('groups agents by provider and by model', () => {
@@ -16,22 +28,41 @@ describe('FleetCorrelator', () => {
   });
 
   it('qualifies a group when ≥ 3 agents and ≥ 30 % of active peers are in trouble within the window', () => {
-    const f = new FleetCorrelator(cfg);
+    const { f, note } = correlator();
     const keys = groupsOf('m', 'p');
-    for (let i = 0; i < 10; i++) f.note(keys, `a${i}`, 100, false);
-    f.note(keys, 'a0', 101, true);
-    f.note(keys, 'a1', 102, true);
+    for (let i = 0; i < 10; i++) note(keys, `a${i}`, 100, false);
+    note(keys, 'a0', 101, true);
+    note(keys, 'a1', 102, true);
     expect(f.assess(keys, 102)).toMatchObject({ affected: 2, active: 10, qualifies: false });
-    f.note(keys, 'a2', 103, true);
+    note(keys, 'a2', 103, true);
     expect(f.assess(keys, 103)).toMatchObject({ affected: 3, active: 10, qualifies: true });
     // outside the window the evidence is forgotten
     expect(f.assess(keys, 103 + cfg.fleetWindowSeconds + 5)).toMatchObject({ affected: 0, qualifies: false });
   });
 
-  it('opens one incident per group, lets agents join it, and ends it after a quiet window', () => {
-    const f = new FleetCorrelator(cfg);
+  it('an agent that left a group after a quiet window counts again when it reports again', () => {
+    const { f, note } = correlator();
     const keys = groupsOf('m', 'p');
-    for (let i = 0; i < 4; i++) f.note(keys, `a${i}`, 100 + i, true);
+    for (let i = 0; i < 3; i++) note(keys, `a${i}`, 100, true);
+    // a window later nobody is active: the group forgets them
+    expect(f.assess(keys, 100 + cfg.fleetWindowSeconds + 5)).toMatchObject({ affected: 0, active: 0 });
+    for (let i = 0; i < 3; i++) note(keys, `a${i}`, 200 + cfg.fleetWindowSeconds, true);
+    expect(f.assess(keys, 200 + cfg.fleetWindowSeconds)).toMatchObject({ affected: 3, active: 3, qualifies: true });
+  });
+
+  it('an agent whose model changes moves to the new model\'s group', () => {
+    const { f, note } = correlator();
+    for (let i = 0; i < 3; i++) note(groupsOf('old', 'p'), `a${i}`, 100, true);
+    note(groupsOf('new', 'p'), 'a0', 101, true);
+    expect(f.assess(['model:new'], 101)).toMatchObject({ affected: 1, active: 1 });
+    // still a member of the provider's group, not twice
+    expect(f.assess(['provider:p'], 101)).toMatchObject({ affected: 3, active: 3 });
+  });
+
+  it('opens one incident per group, lets agents join it, and ends it after a quiet window', () => {
+    const { f, note } = correlator();
+    const keys = groupsOf('m', 'p');
+    for (let i = 0; i < 4; i++) note(keys, `a${i}`, 100 + i, true);
     const inc = f.open('model:m', 104, ['latency_spike'], 4.2);
     expect(f.open('model:m', 105, ['latency_spike'], 9)).toBe(inc);
     expect(inc.agents).toEqual(['a0', 'a1', 'a2', 'a3']);
@@ -46,85 +77,85 @@ describe('FleetCorrelator', () => {
   });
 
   it('restores an open incident and continues its numbering', () => {
-    const f = new FleetCorrelator(cfg);
+    const { f, note } = correlator();
     f.reopen({ id: 'incident-7:model:m', group: 'model:m', started_at: 5, agents: ['a'], anomalies: [], max_deviation: 3 });
     expect(f.incidents().map((i) => i.id)).toEqual(['incident-7:model:m']);
     f.close('incident-7:model:m');
-    for (let i = 0; i < 3; i++) f.note(['model:m'], `b${i}`, 10, true);
+    for (let i = 0; i < 3; i++) note(['model:m'], `b${i}`, 10, true);
     expect(f.open('model:m', 10, [], 1).id).toBe('incident-8:model:m');
   });
 
   it('counts as affected only agents whose latest sample shows provider-type trouble and nothing of their own', () => {
-    const f = new FleetCorrelator(cfg);
+    const { f, note } = correlator();
     const keys = groupsOf('m', 'p');
-    for (let i = 0; i < 4; i++) f.note(keys, `a${i}`, 100, false);
-    f.note(keys, 'a0', 101, true);
-    f.note(keys, 'a1', 101, true);
+    for (let i = 0; i < 4; i++) note(keys, `a${i}`, 100, false);
+    note(keys, 'a0', 101, true);
+    note(keys, 'a1', 101, true);
     // a2 is slow, but its tokens or tools are up too (or it carries a new prompt): its own fault, no witness
-    f.note(keys, 'a2', 101, false, true, true);
+    note(keys, 'a2', 101, false, true, true);
     expect(f.assess(keys, 101)).toMatchObject({ affected: 2, active: 4, qualifies: false });
     // an agent that first looked like the provider and then shows its own kind of trouble stops counting
-    f.note(keys, 'a2', 102, true);
+    note(keys, 'a2', 102, true);
     expect(f.assess(keys, 102)).toMatchObject({ affected: 3, qualifies: true });
-    f.note(keys, 'a2', 103, false, true, true);
+    note(keys, 'a2', 103, false, true, true);
     expect(f.assess(keys, 103)).toMatchObject({ affected: 2, qualifies: false });
     // a level, not an edge: evidence that fell back (noise) does not linger for the whole window
-    f.note(keys, 'a1', 104, false);
+    note(keys, 'a1', 104, false);
     expect(f.assess(keys, 104)).toMatchObject({ affected: 1, qualifies: false });
   });
 
   it('a few troubled agents among calm peers are no outage: most agents that reported since the trouble began must be strained', () => {
-    const f = new FleetCorrelator(cfg);
+    const { f, note } = correlator();
     const keys = groupsOf('m', 'p');
-    for (let i = 0; i < 8; i++) f.note(keys, `a${i}`, 100, false);
+    for (let i = 0; i < 8; i++) note(keys, `a${i}`, 100, false);
     // a0 turned slow at 101; a1 and a2 show provider-type evidence, the other five report calm samples
-    for (const a of ['a0', 'a1', 'a2']) f.note(keys, a, 105, true);
-    for (const a of ['a3', 'a4', 'a5', 'a6', 'a7']) f.note(keys, a, 106, false);
+    for (const a of ['a0', 'a1', 'a2']) note(keys, a, 105, true);
+    for (const a of ['a3', 'a4', 'a5', 'a6', 'a7']) note(keys, a, 106, false);
     expect(f.assess(keys, 107, 101)).toMatchObject({ affected: 3, active: 8, qualifies: false });
     // an outage: the calm ones turn slow as soon as they report again
-    for (const a of ['a3', 'a4']) f.note(keys, a, 108, false, true);
+    for (const a of ['a3', 'a4']) note(keys, a, 108, false, true);
     expect(f.assess(keys, 109, 101)).toMatchObject({ affected: 3, qualifies: true });
   });
 
   it('peers with trouble of their own neither contradict nor support an outage', () => {
-    const f = new FleetCorrelator(cfg);
+    const { f, note } = correlator();
     const keys = groupsOf('m', 'p');
     // ten agents: enough that a few calm or own-sick peers never rule an incident out by count alone
-    for (let i = 0; i < 10; i++) f.note(keys, `a${i}`, 100, false);
+    for (let i = 0; i < 10; i++) note(keys, `a${i}`, 100, false);
     // a0 is held since 105; three calm peers since then contradict an outage…
-    for (const a of ['a1', 'a2', 'a3']) f.note(keys, a, 110, false);
+    for (const a of ['a1', 'a2', 'a3']) note(keys, a, 110, false);
     expect(f.peersContradict(keys, 'a0', 105, 111)).toBe(true);
     // …and a slow peer whose tokens or tools are up too is sick on its own: no sign of an outage
-    f.note(keys, 'a4', 111, false, true, true);
+    note(keys, 'a4', 111, false, true, true);
     expect(f.peersContradict(keys, 'a0', 105, 112)).toBe(true);
     // a slow peer with nothing of its own is: one in five strained is too many for calm peers to overrule
-    f.note(keys, 'a5', 112, true, true);
+    note(keys, 'a5', 112, true, true);
     expect(f.peersContradict(keys, 'a0', 105, 113)).toBe(false);
     // a calm peer does not count if it is only calm for being healed of its own infection
-    f.note(keys, 'a5', 113, false, false, true);
-    f.note(keys, 'a3', 113, false, false, true);
+    note(keys, 'a5', 113, false, false, true);
+    note(keys, 'a3', 113, false, false, true);
     expect(f.peersContradict(keys, 'a0', 105, 114)).toBe(false);
   });
 
   it('in a group of three, one calm peer contradicts an outage: an incident needs three affected agents', () => {
-    const f = new FleetCorrelator(cfg);
+    const { f, note } = correlator();
     const small = groupsOf('small-model', 'p-small');
-    for (const a of ['a0', 'a1', 'a2']) f.note(small, a, 100, false);
+    for (const a of ['a0', 'a1', 'a2']) note(small, a, 100, false);
     // no peer has reported since a0 became slow: all three could be in an outage together
     expect(f.peersContradict(small, 'a0', 105, 105)).toBe(false);
     // one calm peer leaves two possible witnesses, too few for an incident
-    f.note(small, 'a1', 106, false);
+    note(small, 'a1', 106, false);
     expect(f.peersContradict(small, 'a0', 105, 106)).toBe(true);
     // so does a peer sick on its own (it is no witness)
     const mixed = groupsOf('mixed-model', 'p-mixed');
-    for (const a of ['m0', 'm1', 'm2']) f.note(mixed, a, 100, false);
-    f.note(mixed, 'm1', 106, false, true, true);
+    for (const a of ['m0', 'm1', 'm2']) note(mixed, a, 100, false);
+    note(mixed, 'm1', 106, false, true, true);
     expect(f.peersContradict(mixed, 'm0', 105, 106)).toBe(true);
     // in a group of six the same calm peers prove nothing: four others could still be in trouble
     const big = groupsOf('big-model', 'p-big');
-    for (let i = 0; i < 6; i++) f.note(big, `b${i}`, 100, false);
-    f.note(big, 'b1', 106, false);
-    f.note(big, 'b2', 107, false);
+    for (let i = 0; i < 6; i++) note(big, `b${i}`, 100, false);
+    note(big, 'b1', 106, false);
+    note(big, 'b2', 107, false);
     expect(f.peersContradict(big, 'b0', 105, 107)).toBe(false);
   });
 

@@ -1,4 +1,3 @@
-import { fstatSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { Detection, EventTimeReplayer } from './event-time-replayer.js';
 import { ChunkRing, VitalsReader, type VitalsChunk } from './vitals-chunk.js';
@@ -23,17 +22,6 @@ const CHUNK_RECORDS = 8192;
 /** Chunks in shared memory; the worker runs at most SLOTS - 1 chunks ahead, which bounds memory on inputs of any size. */
 const SLOTS = 4;
 
-/**
- * Inputs from this size (≈ 100k records) start with the JIT warm-up (warm-up.ts): it costs ~0.15 s of
- * engine-thread time and saves 0.3–0.5 s on large inputs; on small ones there is little to win back.
- */
-const WARM_UP_MIN_BYTES = 32 << 20;
-
-export interface ReplayFileOptions {
-  /** Replay a synthetic fleet through a throwaway engine first (default: for inputs of WARM_UP_MIN_BYTES or more). Never changes the output. */
-  warmUp?: boolean;
-}
-
 /** The input could not be opened or read (the message is the system's, e.g. "ENOENT: no such file or directory, open 'x'"). */
 export class ReplayInputError extends Error {}
 
@@ -47,8 +35,8 @@ export class ReplayInputError extends Error {}
  * the detections before it are yielded. An unreadable input throws
  * ReplayInputError. Stopping early (break) stops the worker.
  */
-export function replayFile(source: ReplaySource, replayer: EventTimeReplayer, opts: ReplayFileOptions = {}): AsyncGenerator<Detection[]> {
-  return new ParseWorker(source).replay(replayer, opts);
+export function replayFile(source: ReplaySource, replayer: EventTimeReplayer): AsyncGenerator<Detection[]> {
+  return new ParseWorker(source).replay(replayer);
 }
 
 /**
@@ -69,12 +57,10 @@ export class ParseWorker {
   }
 
   /** See replayFile. Call once. */
-  async *replay(replayer: EventTimeReplayer, opts: ReplayFileOptions = {}): AsyncGenerator<Detection[]> {
+  async *replay(replayer: EventTimeReplayer): AsyncGenerator<Detection[]> {
     const { ctl, ring, inbox } = this;
     const reader = new VitalsReader();
     try {
-      // While the worker boots and reads ahead. Loaded here: the caller has loaded the engine by now.
-      if (opts.warmUp ?? sizeOf(this.source) >= WARM_UP_MIN_BYTES) (await import('./warm-up.js')).warmUp();
       for (;;) {
         const msg = await inbox.next();
         if (msg.type === 'end') return;
@@ -112,16 +98,6 @@ export class ParseWorker {
  */
 function chunkOf(msg: ChunkMessage, ring: ChunkRing): VitalsChunk {
   return { records: msg.records, num: ring.num[msg.slot], ref: ring.ref[msg.slot], agents: msg.agents, firstAgent: msg.firstAgent, strings: msg.strings, firstString: msg.firstString, lists: msg.lists, malformed: msg.malformed };
-}
-
-/** Bytes in the input when it is a regular file (stdin redirected from one included); 0 when unknown (a pipe) or unreadable. */
-function sizeOf(source: ReplaySource): number {
-  try {
-    const st = 'path' in source ? statSync(source.path) : fstatSync(source.fd);
-    return st.isFile() ? st.size : 0;
-  } catch {
-    return 0;
-  }
 }
 
 function startParseWorker(data: ParseWorkerData): Worker {

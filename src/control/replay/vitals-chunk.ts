@@ -202,13 +202,13 @@ export class ChunkWriter {
   records = 0;
   num: Float64Array;
   ref: Int32Array;
-  private strings: string[] = [];
-  private lists: string[][] = [];
-  private malformed: MalformedLine[] = [];
+  private strings: string[] = emptyList();
+  private lists: string[][] = emptyList();
+  private malformed: MalformedLine[] = emptyList();
   /** Agent numbers for the whole input (never cleared: one entry per agent, as the engine keeps state per agent). */
   private readonly agentIds = new ByteInterner();
   private agentCount = 0;
-  private agents: string[] = [];
+  private agents: string[] = emptyList();
   private firstAgent = 0;
   /** Label string numbers (kept across chunks up to stringLimit). */
   private readonly stringIds = new ByteInterner();
@@ -328,11 +328,11 @@ export class ChunkWriter {
 
   private reset(): void {
     this.records = 0;
-    this.agents = [];
+    this.agents = emptyList();
     this.firstAgent = this.agentCount;
-    this.strings = [];
-    this.lists = [];
-    this.malformed = [];
+    this.strings = emptyList();
+    this.lists = emptyList();
+    this.malformed = emptyList();
     this.listIds.clear();
     if (this.stringCount > this.stringLimit) {
       this.stringIds.clear();
@@ -344,6 +344,18 @@ export class ChunkWriter {
       this.internString('external');
     }
   }
+}
+
+/**
+ * An empty array whose elements are already of V8's "any object" kind. A fresh `[]` holds small integers
+ * until the first push of a string changes its kind; when that push comes after the scanner has been
+ * optimised (a label first seen late in the input), V8 throws the scanner's code away and compiles it
+ * again: 100–300 ms of compiler time on a two-core machine whose other core runs the engine.
+ */
+function emptyList<T>(): T[] {
+  const a: T[] = [undefined as T];
+  a.pop();
+  return a;
 }
 
 /** FNV-1a step: the scanner hashes string bytes while it validates them. */

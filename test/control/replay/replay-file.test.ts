@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { generateTrace } from '../../../bench/detect/generator.js';
 import { ReplayAbort, Replayer, type Detection, type ReplayOptions } from '../../../src/control/replay.js';
 import { EventTimeReplayer } from '../../../src/control/replay/event-time-replayer.js';
-import { replayFile, ReplayInputError, type ReplayFileOptions, type ReplaySource } from '../../../src/control/replay/replay-file.js';
+import { replayFile, ReplayInputError, type ReplaySource } from '../../../src/control/replay/replay-file.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'replay-file-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -55,13 +55,13 @@ function reference(lines: readonly string[], opts: ReplayOptions = {}) {
   return { out: detections.map((d) => JSON.stringify(d)).join('\n'), skips, summary: { ...r.finish(), seconds: 0, vitals_per_second: 0 }, abort };
 }
 
-async function pipelined(source: ReplaySource, opts: ReplayOptions = {}, fileOpts: ReplayFileOptions = {}) {
+async function pipelined(source: ReplaySource, opts: ReplayOptions = {}) {
   const skips: Array<[number, string]> = [];
   const r = new EventTimeReplayer({ ...opts, onSkip: (n, why) => skips.push([n, why]) });
   const detections: Detection[] = [];
   let abort: ReplayAbort | null = null;
   try {
-    for await (const batch of replayFile(source, r, fileOpts)) detections.push(...batch);
+    for await (const batch of replayFile(source, r)) detections.push(...batch);
   } catch (e) {
     if (!(e instanceof ReplayAbort)) throw e;
     abort = e;
@@ -92,13 +92,6 @@ describe('replayFile (parsing in a worker thread)', () => {
   it('is deterministic: a second run gives the same bytes', async () => {
     const again = await pipelined({ path: join(dir, 'messy.jsonl') });
     expect(again.out).toBe(ref.out);
-  });
-
-  it('gives the same bytes, skips and summary after the JIT warm-up (large inputs get it; here it is forced)', async () => {
-    const warmed = await pipelined({ path: join(dir, 'messy.jsonl') }, {}, { warmUp: true });
-    expect(warmed.out).toBe(ref.out);
-    expect(warmed.skips).toEqual(ref.skips);
-    expect(warmed.summary).toEqual(ref.summary);
   });
 
   it('reads "\\r\\n" endings, a last line without newline, and a line longer than the read buffer', async () => {
