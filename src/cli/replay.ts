@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { ParseWorker, ReplayInputError } from '../control/replay/replay-file.js';
+import { parseWorkerFor, ReplayInputError } from '../control/replay/replay-file.js';
 
 interface ReplayFlags {
   input: string;
@@ -23,8 +23,8 @@ const WRITE_CHUNK = 1 << 16;
  * command starts in a fraction of a second.
  */
 export async function replayCommand(f: ReplayFlags): Promise<number> {
-  // The worker boots while this thread loads the engine.
-  const parsing = new ParseWorker(f.input === '-' ? { fd: 0 } : { path: f.input });
+  // The worker (prestarted by bin/immune.js) boots while this thread loads the engine.
+  const parsing = parseWorkerFor(f.input === '-' ? { fd: 0 } : { path: f.input });
   const { EventTimeReplayer, ReplayAbort } = await import('../control/replay/event-time-replayer.js');
   const output: Writable = f.output === '-' ? process.stdout : createWriteStream(f.output);
   const replayer = new EventTimeReplayer({

@@ -107,4 +107,13 @@ describe('immune replay', () => {
     expect(stdout).toBe('');
     expect(stderr).toBe(`immune replay: cannot read ${missing}: ENOENT: no such file or directory, open '${missing}'\n`);
   });
+
+  it('--help and a bad flag exit at once, with the parse worker started before the flags were read', async () => {
+    const help = await immune(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: immune replay/);
+    const bad = await immune(['--no-such-flag']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/unknown option '--no-such-flag'/);
+  });
 });

@@ -7,7 +7,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ChunkRing, ChunkWriter } from './vitals-chunk.js';
 import { RECORD, scanLine, UNSURE } from './vitals-scanner.js';
-import type { ParseWorkerData, WorkerMessage } from './replay-file.js';
+import type { ParseWorkerData, SourceMessage, WorkerMessage } from './replay-file.js';
 
 const READ_BYTES = 256 * 1024;
 
@@ -24,7 +24,7 @@ const chunkLimit = (n: number) => Math.min(ring.capacity, 256 << Math.min(n, 16)
 
 type ParseLine = (typeof import('./parse-line.js'))['parseLine'];
 
-const { path, fd: givenFd, control, ring: shared } = workerData as ParseWorkerData;
+const { control, ring: shared } = workerData as ParseWorkerData;
 const ctl = new Int32Array(control);
 const ring = new ChunkRing(shared.slots, shared.capacity, shared.memory);
 const port = parentPort!;
@@ -33,10 +33,10 @@ function post(msg: WorkerMessage): void {
   port.postMessage(msg);
 }
 
-async function run(): Promise<void> {
+async function run(source: SourceMessage): Promise<void> {
   let fd: number;
   try {
-    fd = path === undefined ? givenFd! : openSync(path, 'r');
+    fd = 'path' in source ? openSync(source.path, 'r') : source.fd;
   } catch (err) {
     post({ type: 'error', message: (err as Error).message });
     return;
@@ -126,8 +126,9 @@ async function run(): Promise<void> {
     if (!w.empty && !flush()) return;
     post({ type: 'end' });
   } finally {
-    if (path !== undefined) closeSync(fd);
+    if ('path' in source) closeSync(fd);
   }
 }
 
-void run();
+// The input comes in the first message: the thread may be started before the command line is read.
+port.once('message', (source: SourceMessage) => void run(source));

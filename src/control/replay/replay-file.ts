@@ -5,10 +5,8 @@ import { ChunkRing, VitalsReader, type VitalsChunk } from './vitals-chunk.js';
 /** A file by path, or an open descriptor (0 for stdin). */
 export type ReplaySource = { path: string } | { fd: number };
 
-/** What the parse worker is started with. control[0]: chunks consumed by the engine thread; control[1]: 1 = stop. */
+/** What the parse worker is started with (its input follows in a SourceMessage). control[0]: chunks consumed by the engine thread; control[1]: 1 = stop. */
 export interface ParseWorkerData {
-  path?: string;
-  fd?: number;
   control: SharedArrayBuffer;
   ring: { slots: number; capacity: number; memory: ChunkRing['memory'] };
 }
@@ -16,6 +14,8 @@ export interface ParseWorkerData {
 /** A chunk on the wire: its numbers are in ring slot `slot`, the rest travels with the message. */
 export type ChunkMessage = { type: 'chunk'; slot: number } & Omit<VitalsChunk, 'num' | 'ref'>;
 export type WorkerMessage = ChunkMessage | { type: 'end' } | { type: 'error'; message: string };
+/** The one message the worker gets: what to read. */
+export type SourceMessage = { type: 'source' } & ReplaySource;
 
 /** Records per chunk: large enough that messaging costs nothing per record, small enough to start the engine at once. */
 const CHUNK_RECORDS = 8192;
@@ -36,13 +36,33 @@ export class ReplayInputError extends Error {}
  * ReplayInputError. Stopping early (break) stops the worker.
  */
 export function replayFile(source: ReplaySource, replayer: EventTimeReplayer): AsyncGenerator<Detection[]> {
-  return new ParseWorker(source).replay(replayer);
+  return parseWorkerFor(source).replay(replayer);
+}
+
+let prestarted: ParseWorker | null = null;
+
+/**
+ * Starts a parse worker thread before anyone knows what it will read: `immune replay` calls this first
+ * thing, so that the thread boots (≈ 0.1 s on the two-core machine) while the CLI and the engine load.
+ * Until parseWorkerFor claims it, it does not keep the process alive (`--help` and bad flags exit).
+ */
+export function prestartParseWorker(): void {
+  prestarted ??= new ParseWorker();
+  prestarted.unref();
+}
+
+/** A parse worker reading `source`: the prestarted one if there is one, else a new one. */
+export function parseWorkerFor(source: ReplaySource): ParseWorker {
+  const w = prestarted ?? new ParseWorker();
+  prestarted = null;
+  w.read(source);
+  return w;
 }
 
 /**
  * The parse half of replayFile, started on its own so that the worker thread
- * boots (≈ 50–100 ms) while the caller is still loading the engine. It reads
- * ahead at most the ring's size until `replay` consumes it.
+ * boots (≈ 50–100 ms) while the caller is still loading the engine. Once told
+ * what to read, it reads ahead at most the ring's size until `replay` consumes it.
  */
 export class ParseWorker {
   private readonly ctl = new Int32Array(new SharedArrayBuffer(8));
@@ -50,10 +70,20 @@ export class ParseWorker {
   private readonly worker: Worker;
   private readonly inbox: Inbox;
 
-  constructor(private readonly source: ReplaySource) {
+  constructor() {
     const { ring } = this;
-    this.worker = startParseWorker({ ...source, control: this.ctl.buffer as SharedArrayBuffer, ring: { slots: ring.slots, capacity: ring.capacity, memory: ring.memory } });
+    this.worker = startParseWorker({ control: this.ctl.buffer as SharedArrayBuffer, ring: { slots: ring.slots, capacity: ring.capacity, memory: ring.memory } });
     this.inbox = new Inbox(this.worker);
+  }
+
+  /** Tells the worker what to read (once); from then on it keeps the process alive. */
+  read(source: ReplaySource): void {
+    this.worker.ref();
+    this.worker.postMessage({ type: 'source', ...source } satisfies SourceMessage);
+  }
+
+  unref(): void {
+    this.worker.unref();
   }
 
   /** See replayFile. Call once. */
