@@ -53,6 +53,21 @@ const CHECKPOINT_BUDGET = 50;
 const CHECKPOINT_MAX_STRETCH = 6;
 
 /**
+ * The pause after a slice of a checkpoint that took `tookMs` of the event loop: paced, (1/CHECKPOINT_DUTY − 1)
+ * times as long, so the checkpoint takes at most CHECKPOINT_DUTY of the loop; null (only a turn of the loop)
+ * when not paced or once stopping.
+ */
+export function checkpointPauseMs(tookMs: number, o: { paced: boolean; stopping: boolean }): number | null {
+  const factor = o.paced ? 1 / CHECKPOINT_DUTY - 1 : 0;
+  return factor > 0 && !o.stopping ? tookMs * factor : null;
+}
+
+/** When the next periodic checkpoint starts after one that took `lastMs` (its pauses included), with `everyMs` configured. */
+export function nextCheckpointMs(everyMs: number, lastMs: number): number {
+  return Math.min(Math.max(everyMs, lastMs * CHECKPOINT_BUDGET), everyMs * CHECKPOINT_MAX_STRETCH);
+}
+
+/**
  * The whole product in one process: `create` wires, `start` listens and
  * starts the loop, `stop` undoes everything in reverse and is safe to call
  * twice. `done` resolves when the run duration has elapsed.
@@ -241,7 +256,7 @@ export class ImmuneProduct {
   private scheduleCheckpoint(lastMs: number): void {
     if (this.stopped) return;
     const every = (this.o.checkpointSeconds ?? 10) * 1000;
-    const wait = Math.min(Math.max(every, lastMs * CHECKPOINT_BUDGET), every * CHECKPOINT_MAX_STRETCH);
+    const wait = nextCheckpointMs(every, lastMs);
     if (lastMs > 0) this.o.log.debug({ took_ms: Math.round(lastMs), busy_ms: Math.round(this.checkpointBusyMs), next_in_ms: Math.round(wait) }, 'detection state checkpointed');
     this.checkpointTimer = setTimeout(() => {
       // The back-off counts the pauses too: a checkpoint every 50× its event-loop time came every ~10 s
@@ -283,7 +298,6 @@ export class ImmuneProduct {
         // Paced, a slice is followed by a pause of (1/CHECKPOINT_DUTY − 1) times its own duration: run flat
         // out, a 10,000-agent checkpoint added ~30 % to a loop already ~85 % busy with 15,000 requests/s
         // for most of a second, and the backlog put that round's p99 at 140–225 ms.
-        const pause = opts.paced ? 1 / CHECKPOINT_DUTY - 1 : 0;
         let busy = 0;
         let t = performance.now();
         const parts: Buffer[] = [Buffer.from(`{"seq":${seq},"agents":[`)];
@@ -294,7 +308,8 @@ export class ImmuneProduct {
           const took = performance.now() - t;
           busy += took;
           // Once stopping, the rest goes at full speed: the process is waiting for it to exit.
-          await new Promise((r) => (pause > 0 && !this.stopped ? setTimeout(r, took * pause) : setImmediate(r)));
+          const pause = checkpointPauseMs(took, { paced: opts.paced === true, stopping: this.stopped });
+          await new Promise((r) => (pause === null ? setImmediate(r) : setTimeout(r, pause)));
           t = performance.now();
         }
         parts.push(Buffer.from(']}'));

@@ -1,8 +1,12 @@
+import Database from 'better-sqlite3';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import { capturingLogger } from '../support/log.js';
+import { until } from '../support/scripted-http.js';
 import { vitals } from './contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'immune-ckpt-'));
@@ -24,6 +28,67 @@ describe('sqlite store: the WAL is checkpointed off the writer', () => {
       expect(statSync(path).size - before).toBeGreaterThan(8_000_000);
       expect(await s.vitalsCount('r')).toBe(80_000);
     } finally {
+      await s.close();
+    }
+  });
+});
+
+/** This process's RLIMIT_FSIZE soft limit: a write past `bytes` into any file fails with EFBIG, even as root (Node ignores SIGXFSZ). */
+function limitFileSize(bytes: number | 'unlimited'): void {
+  execFileSync('prlimit', ['--pid', String(process.pid), `--fsize=${bytes}:`]);
+}
+
+describe('sqlite store: a failing WAL checkpoint', () => {
+  it('is reported to the store’s logger once, not every 250 ms; writes go on, and the checkpointer resumes', async () => {
+    const path = join(dir, 'full.sqlite');
+    const first = new SqliteStore({ path });
+    await first.open();
+    for (let b = 0; b < 20; b++) await first.appendVitals('r', Array.from({ length: 400 }, (_, i) => vitals(`a${i % 50}`, 1000 + b * 400 + i)));
+    await first.close(); // the last connection copies the WAL into the database file and deletes it
+    const size = statSync(path).size;
+
+    const { log, lines } = capturingLogger('warn');
+    const s = new SqliteStore({ path, log });
+    await s.open();
+    // Frames in the WAL and frames already copied into the database file, read without copying anything.
+    const probe = new Database(path);
+    const wal = () => (probe.pragma('wal_checkpoint(NOOP)') as Array<{ log: number; checkpointed: number }>)[0]!;
+    let ts = 100_000;
+    const append = () => s.appendVitals('r', [vitals('a0', ts++)]);
+    // As on a full disk, nothing may be written past half the database file: the WAL, started over at its beginning,
+    // stays below that; copying the new rows into their pages at the end of the file fails.
+    const diskFull = async (during: () => Promise<void>) => {
+      limitFileSize(Math.floor(size / 2));
+      try {
+        await during();
+      } finally {
+        limitFileSize('unlimited');
+      }
+    };
+    try {
+      await diskFull(async () => {
+        await append(); // starts the checkpointer
+        await until(() => lines.length > 0, 'the warning');
+        // Four more attempts fail while writes go on.
+        for (let k = 0; k < 4; k++) {
+          await new Promise((r) => setTimeout(r, 250));
+          await append();
+        }
+        expect(wal().checkpointed).toBeLessThan(wal().log);
+      });
+      expect(lines).toEqual([expect.objectContaining({ level: 40, msg: 'sqlite WAL checkpoint failed; will retry', path, reason: 'disk I/O error' })]);
+      expect(await s.vitalsCount('r')).toBe(8005);
+
+      // Room again: the next checkpoint copies the whole WAL; a later failure is news again.
+      await until(() => wal().checkpointed === wal().log, 'the WAL copied into the database file');
+      await diskFull(async () => {
+        await append();
+        await until(() => lines.length > 1, 'a second warning');
+      });
+      expect(lines).toHaveLength(2);
+      expect(await s.vitalsCount('r')).toBe(8006);
+    } finally {
+      probe.close();
       await s.close();
     }
   });
