@@ -16,10 +16,31 @@ import { configure } from './sqlite-schema.js';
  */
 export const CHECKPOINT_EVERY_MS = 250;
 
+/**
+ * What the thread tells the store, with the SQLite error code (SQLITE_IOERR_WRITE…): `warn`, a checkpoint
+ * failed (once per distinct code and message until one succeeds); `fatal`, its connection could not be
+ * opened, and the thread ends (the store restarts it after a back-off, sqlite.ts); `closed`, it was asked to.
+ */
+export type CheckpointerReport = { t: 'warn' | 'fatal'; code: string; message: string } | { t: 'closed' };
+
 const port = parentPort!;
 const { path, sync } = workerData as { path: string; sync?: 'normal' | 'full' };
-const db = new Database(path);
-configure(db, sync);
+
+/** The code and message of a SqliteError (or of anything thrown). */
+function reason(err: unknown): { code: string; message: string } {
+  const { code = '', message = String(err) } = err as { code?: string; message?: string };
+  return { code, message };
+}
+
+let db: Database.Database;
+try {
+  db = new Database(path);
+  configure(db, sync);
+} catch (err) {
+  // Said in a message: a SqliteError thrown out of a thread reaches the 'error' event without its message.
+  port.postMessage({ t: 'fatal', ...reason(err) } satisfies CheckpointerReport);
+  process.exit(1);
+}
 
 let lastError = '';
 const timer = setInterval(() => {
@@ -27,10 +48,11 @@ const timer = setInterval(() => {
     db.pragma('wal_checkpoint(PASSIVE)');
     lastError = '';
   } catch (err) {
-    // Reported once per distinct error, not every 250 ms.
-    const message = (err as Error).message;
-    if (message !== lastError) port.postMessage({ t: 'warn', message });
-    lastError = message;
+    // Reported once per distinct error (code and message: SQLite says 'disk I/O error' for every kind), not every 250 ms.
+    const r = reason(err);
+    const key = `${r.code} ${r.message}`;
+    if (key !== lastError) port.postMessage({ t: 'warn', ...r } satisfies CheckpointerReport);
+    lastError = key;
   }
 }, CHECKPOINT_EVERY_MS);
 
@@ -38,6 +60,6 @@ port.on('message', (m: { t: 'close' }) => {
   if (m.t !== 'close') return;
   clearInterval(timer);
   db.close();
-  port.postMessage({ t: 'closed' });
+  port.postMessage({ t: 'closed' } satisfies CheckpointerReport);
   port.close();
 });

@@ -11,6 +11,7 @@ import { configure, eventFromRow, packVitals, migrate, rowToVitals, type VitalsR
 import { segmentReader } from './sqlite-segments.js';
 import { spawnStoreWorker } from './spawn-worker.js';
 import { readSnapshotText } from './sqlite-snapshots.js';
+import type { CheckpointerReport } from './sqlite-checkpointer.js';
 import type { WriterReply, WriterRequest } from './sqlite-writer.js';
 import type { EventQuery, RegisteredAgent, SeedMeasurement, SeedRecord, Store, StoreHealth } from './store.js';
 
@@ -30,6 +31,17 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 const RETRYABLE = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|NOMEM|READONLY|PROTOCOL)/;
 /** Codes that mean the file is not a usable database. */
 const CORRUPT = /^SQLITE_(CORRUPT|NOTADB)/;
+
+/**
+ * A checkpointer thread that stopped on its own (its connection could not open the file, say) is started
+ * again with the vitals written CHECKPOINTER_RESTART_MS later at the earliest, not with the next batch:
+ * a thread that cannot start would otherwise be booted (and warn) hundreds of times a second under ingest.
+ * The wait doubles with each stop in a row up to the cap, and starts over once a thread has lived that long.
+ * Each stop is one warning, with its reason and the wait. Meanwhile nothing is lost: the writer's own
+ * automatic checkpoint (64 MB of WAL) keeps the WAL bounded, at the cost of a commit stalling now and then.
+ */
+const CHECKPOINTER_RESTART_MS = 30_000;
+const CHECKPOINTER_RESTART_CAP_MS = 600_000;
 
 function storeError(err: unknown, what: string): Error {
   const code = (err as { code?: string }).code ?? '';
@@ -52,6 +64,9 @@ export class SqliteStore implements Store {
   private worker: Worker | null = null;
   /** Checkpoints the WAL off the writer's thread (sqlite-checkpointer.ts); started with the first vitals. */
   private checkpointer: Worker | null = null;
+  /** Not before (performance.now()) may a checkpointer that stopped on its own be started again; and the wait after the next stop. */
+  private checkpointerAfter = 0;
+  private checkpointerWait = CHECKPOINTER_RESTART_MS;
   private ready: Promise<void> | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
@@ -130,14 +145,26 @@ export class SqliteStore implements Store {
 
   private startCheckpointer(): void {
     const w = spawnStoreWorker('sqlite-checkpointer', { path: this.opts.path, sync: this.opts.sync ?? 'normal' });
+    const started = performance.now();
+    let stop: { code?: string; message: string } | undefined;
     this.checkpointer = w;
-    w.on('message', (m: { t: string; message?: string }) => {
-      if (m.t === 'warn') this.opts.log?.warn({ path: this.opts.path, reason: m.message }, 'sqlite WAL checkpoint failed; will retry');
+    w.on('message', (m: CheckpointerReport) => {
+      if (m.t === 'warn') this.opts.log?.warn({ path: this.opts.path, code: m.code, reason: m.message }, 'sqlite WAL checkpoint failed; retrying every 250 ms. No data is lost: meanwhile the writer checkpoints the WAL itself at 64 MB');
+      else if (m.t === 'fatal') stop = m;
     });
-    // Not restarted: the writer's own automatic checkpoint keeps the WAL bounded without it (at the cost of stalls).
-    w.on('error', (err) => this.opts.log?.warn({ err }, 'sqlite checkpointer stopped; the writer checkpoints the WAL itself'));
-    w.on('exit', () => {
-      if (this.checkpointer === w) this.checkpointer = null;
+    w.on('error', (err: Error & { code?: string }) => (stop ??= { code: err.code, message: err.message ?? String(err) }));
+    w.on('exit', (exitCode) => {
+      if (this.checkpointer !== w) return; // stopped by close() (stopCheckpointer)
+      this.checkpointer = null;
+      const now = performance.now();
+      if (now - started >= CHECKPOINTER_RESTART_CAP_MS) this.checkpointerWait = CHECKPOINTER_RESTART_MS;
+      const wait = this.checkpointerWait;
+      this.checkpointerAfter = now + wait;
+      this.checkpointerWait = Math.min(2 * wait, CHECKPOINTER_RESTART_CAP_MS);
+      this.opts.log?.warn(
+        { path: this.opts.path, code: stop?.code, reason: stop?.message ?? `exit ${exitCode}`, restart_in_s: wait / 1000 },
+        'sqlite WAL checkpointer stopped; restarted with the first vitals after restart_in_s seconds. No data is lost: meanwhile the writer checkpoints the WAL itself at 64 MB (a commit stalls now and then)',
+      );
     });
     w.unref();
   }
@@ -145,13 +172,13 @@ export class SqliteStore implements Store {
   private async stopCheckpointer(): Promise<void> {
     const w = this.checkpointer;
     if (!w) return;
+    this.checkpointer = null; // its exit is not a stop to restart after
     const exited = new Promise((r) => w.once('exit', r));
     w.postMessage({ t: 'close' });
     // A checkpoint in progress finishes first (it is not interrupted); a thread that does not answer is ended.
     const late = setTimeout(() => void w.terminate(), 5000);
     await exited;
     clearTimeout(late);
-    this.checkpointer = null;
   }
 
   private settle(m: Exclude<WriterReply, { t: 'ready' } | { t: 'fatal' }>): void {
@@ -242,7 +269,7 @@ export class SqliteStore implements Store {
 
   async appendVitals(runId: string, batch: readonly Vitals[]): Promise<void> {
     if (batch.length > 0) {
-      if (!this.checkpointer && !this.closed) this.startCheckpointer();
+      if (!this.checkpointer && !this.closed && performance.now() >= this.checkpointerAfter) this.startCheckpointer();
       const packed = packVitals(batch);
       await this.send({ t: 'vitals', run: runId, packed }, [packed.nums.buffer as ArrayBuffer]);
     }

@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { capturingLogger } from '../support/log.js';
 import { until } from '../support/scripted-http.js';
@@ -13,9 +13,10 @@ const dir = mkdtempSync(join(tmpdir(), 'immune-ckpt-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('sqlite store: the WAL is checkpointed off the writer', () => {
-  it('copies committed vitals into the database file long before the writer’s own 64 MB threshold', async () => {
+  it('copies committed vitals into the database file long before the writer’s own 64 MB threshold; close() stops it without a warning', async () => {
     const path = join(dir, 'immune.sqlite');
-    const s = new SqliteStore({ path });
+    const { log, lines } = capturingLogger('warn');
+    const s = new SqliteStore({ path, log });
     await s.open();
     try {
       const before = statSync(path).size;
@@ -30,6 +31,7 @@ describe('sqlite store: the WAL is checkpointed off the writer', () => {
     } finally {
       await s.close();
     }
+    expect(lines).toEqual([]);
   });
 });
 
@@ -76,7 +78,7 @@ describe('sqlite store: a failing WAL checkpoint', () => {
         }
         expect(wal().checkpointed).toBeLessThan(wal().log);
       });
-      expect(lines).toEqual([expect.objectContaining({ level: 40, msg: 'sqlite WAL checkpoint failed; will retry', path, reason: 'disk I/O error' })]);
+      expect(lines).toEqual([expect.objectContaining({ level: 40, msg: expect.stringMatching(/^sqlite WAL checkpoint failed; .*No data is lost/), path, code: 'SQLITE_IOERR_WRITE', reason: 'disk I/O error' })]);
       expect(await s.vitalsCount('r')).toBe(8005);
 
       // Room again: the next checkpoint copies the whole WAL; a later failure is news again.
@@ -89,6 +91,69 @@ describe('sqlite store: a failing WAL checkpoint', () => {
       expect(await s.vitalsCount('r')).toBe(8006);
     } finally {
       probe.close();
+      await s.close();
+    }
+  });
+});
+
+describe('sqlite store: a checkpointer thread that cannot start', () => {
+  it('is started again after 30 s, then 60 s, 120 s (30 s again after a thread that lived 10 min), not with every batch; one warning per stop, with its SQLite code; none after close()', async () => {
+    // The configured path is a symbolic link. SQLite resolves it when a connection opens, so the store's own connections
+    // keep their file when the link is pointed elsewhere (into a volume no longer mounted); a new connection cannot open it.
+    const path = join(dir, 'link.sqlite');
+    symlinkSync(join(dir, 'mounted.sqlite'), path);
+    const { log, lines } = capturingLogger('warn');
+    const s = new SqliteStore({ path, log });
+    await s.open();
+    await s.registerRun('r'); // the writer's connection is open
+    rmSync(path);
+    symlinkSync(join(dir, 'unmounted', 'immune.sqlite'), path);
+    vi.useFakeTimers({ toFake: ['performance'] }); // the back-off's clock, moved by hand; timers stay real
+    let ts = 1000;
+    /** Batches for `ms`, as ingest writes them; any checkpointer started meanwhile has time to fail and say so. */
+    const ingest = async (ms: number) => {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        await s.appendVitals('r', [vitals('a0', ts++)]);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    /** Not restarted (no new warning) until `seconds` after the last stop; then restarted, and stopped again. */
+    const restartedAfter = async (seconds: number) => {
+      const n = lines.length;
+      vi.advanceTimersByTime(seconds * 1000 - 1000);
+      await ingest(1000);
+      expect(lines).toHaveLength(n);
+      vi.advanceTimersByTime(1000);
+      await ingest(1000);
+      await until(() => lines.length > n, 'the next stop');
+    };
+    const stopped = (restartInS: number) =>
+      expect.objectContaining({ level: 40, msg: expect.stringMatching(/^sqlite WAL checkpointer stopped; .*No data is lost/), path, code: 'SQLITE_CANTOPEN', reason: 'unable to open database file', restart_in_s: restartInS });
+    try {
+      await ingest(1000);
+      await until(() => lines.length > 0, 'the first stop');
+      await ingest(1000);
+      expect(lines).toEqual([stopped(30)]);
+      await restartedAfter(30);
+      expect(lines).toEqual([stopped(30), stopped(60)]);
+      await restartedAfter(60);
+      expect(lines).toEqual([stopped(30), stopped(60), stopped(120)]);
+      // A thread that ran as long as the cap (10 min) was no crash loop: the wait starts over at 30 s.
+      vi.advanceTimersByTime(120_000);
+      const batch = s.appendVitals('r', [vitals('a0', ts++)]);
+      vi.advanceTimersByTime(600_000); // before the thread it started has stopped
+      await batch;
+      await until(() => lines.length > 3, 'the fourth stop');
+      expect(lines).toEqual([stopped(30), stopped(60), stopped(120), stopped(30)]);
+      expect(await s.vitalsCount('r')).toBe(ts - 1000); // the writer went on throughout
+      vi.advanceTimersByTime(30_000); // a restart is due, but the store is closed
+      await s.close();
+      await expect(s.appendVitals('r', [vitals('a0', ts)])).rejects.toThrow(/closed/);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(lines).toHaveLength(4);
+    } finally {
+      vi.useRealTimers();
       await s.close();
     }
   });
