@@ -143,9 +143,10 @@ export class ControlPlane {
     const out = this.engine.observe(v, meta);
     this.writer.vitals(v);
     for (const l of this.vitalsListeners) l(v);
-    this.changed.add(v.agent_id);
-    if (out.events.length > 0 || out.effects.length > 0) this.apply(out);
     const rt = this.engine.get(v.agent_id)!;
+    // The runtime's id, not the request's equal string: the set holds it until the next dashboard batch.
+    this.changed.add(rt.id);
+    if (out.events.length > 0 || out.effects.length > 0) this.apply(out);
     return { status: rt.wf.state, directive: this.directiveFor(v.agent_id) };
   }
 

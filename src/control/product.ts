@@ -19,6 +19,7 @@ import { ImmuneMetrics } from '../integrations/prometheus.js';
 import { Signals } from '../integrations/signals.js';
 import { Notifier } from '../integrations/webhooks.js';
 import { encodedSnapshot, openPersistence, type Persistence } from '../state/persistence.js';
+import { SharedBytes } from '../state/shared-bytes.js';
 import { MemoryStore } from '../store/memory.js';
 import type { Store } from '../store/store.js';
 import { ControlPlane } from './control-plane.js';
@@ -78,6 +79,8 @@ export class ImmuneProduct {
   private checkpointing: Promise<void> | null = null;
   /** Event-loop time the last checkpoint took (its slices and encoding, not the pauses between them). */
   private checkpointBusyMs = 0;
+  /** Size of the last detection checkpoint's JSON: the next one's first guess. */
+  private checkpointBytes = 0;
   /** (log seq, samples seen) at the last checkpoint: a quiet fleet is not re-saved every interval. */
   private checkpointed = '';
   private endTimer: NodeJS.Timeout | null = null;
@@ -300,11 +303,14 @@ export class ImmuneProduct {
         // for most of a second, and the backlog put that round's p99 at 140–225 ms.
         let busy = 0;
         let t = performance.now();
-        const parts: Buffer[] = [Buffer.from(`{"seq":${seq},"agents":[`)];
+        const out = new SharedBytes(this.checkpointBytes + (this.checkpointBytes >> 3));
+        out.append(`{"seq":${seq},"agents":[`);
+        let first = true;
         for (const chunk of engine.snapshotChunks(CHECKPOINT_SLICE)) {
           if (chunk.length === 0) continue;
           const text = JSON.stringify(chunk).slice(1, -1);
-          parts.push(Buffer.from(parts.length === 1 ? text : `,${text}`));
+          out.append(first ? text : `,${text}`);
+          first = false;
           const took = performance.now() - t;
           busy += took;
           // Once stopping, the rest goes at full speed: the process is waiting for it to exit.
@@ -312,8 +318,9 @@ export class ImmuneProduct {
           await new Promise((r) => (pause === null ? setImmediate(r) : setTimeout(r, pause)));
           t = performance.now();
         }
-        parts.push(Buffer.from(']}'));
-        const bytes = Buffer.concat(parts);
+        out.append(']}');
+        const bytes = out.bytes();
+        this.checkpointBytes = bytes.length;
         busy += performance.now() - t;
         await this.persistence!.checkpoint(encodedSnapshot(seq, bytes), workflow, bytes);
         this.checkpointed = mark;

@@ -5,6 +5,7 @@ import type { Vitals } from '../domain/vitals.js';
 import { effectiveSigma, isReady, learn, newBaseline, restoreBaseline, snapshotBaseline, type Baseline, type BaselineSnapshot } from './baseline.js';
 import { engineConfig, type EngineConfig } from './config.js';
 import { diagnose, externalCause } from './diagnose.js';
+import { keepLatest } from './latest-sample.js';
 import { FleetCorrelator, groupsOf, newStanding, type Standing } from './fleet-correlator.js';
 import { planNextAction } from './healing-policy.js';
 import { ImmuneMemory } from './immune-memory.js';
@@ -155,7 +156,7 @@ export class ImmuneEngine {
     const now = v.timestamp;
     let rt = this.agents.get(v.agent_id);
     if (!rt) rt = this.create(v.agent_id, { ...meta, agent_type: v.agent_type, model: v.model, provider: v.provider, mcp_servers: v.mcp_servers }, now, 'agent', out);
-    rt.last = v;
+    rt.last = keepLatest(rt.last, v);
     rt.lastSeen = now;
     rt.executions += 1;
     // Through mergeMeta, so that every agent's metadata has one hidden class.

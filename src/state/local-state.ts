@@ -133,11 +133,7 @@ export class LocalState {
   save(partial: Partial<LocalStateData>): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const { snapshot, ...rest } = partial;
-    this.state = { ...this.state, ...rest, keys: { ...this.state.keys, ...(rest.keys ?? {}) } };
-    if (Object.keys(rest).length > 0) {
-      const { snapshot: _omit, ...small } = this.state;
-      writeFileAtomic(join(this.dir, STATE_FILE), JSON.stringify({ schema_version: LOCAL_STATE_VERSION, saved_at: this.clock() / 1000, ...small }, null, 1));
-    }
+    if (Object.keys(rest).length > 0) writeFileAtomic(join(this.dir, STATE_FILE), this.merge(rest));
     if (snapshot !== undefined) {
       this.state.snapshot = snapshot;
       writeFileAtomic(join(this.dir, SNAPSHOT_FILE), JSON.stringify({ schema_version: LOCAL_STATE_VERSION, saved_at: this.clock() / 1000, snapshot }));
@@ -150,6 +146,24 @@ export class LocalState {
    * fleet's snapshot is encoded once per checkpoint and never held as one
    * string (joining and encoding 11 MB of text blocked the loop ~80 ms).
    */
+  /**
+   * `save` of the small state (no snapshot) without blocking the event loop: its two fsyncs took
+   * 10–35 ms on the main thread at the end of every detection checkpoint, in the middle of ingest.
+   * Only the checkpoint calls it, one at a time, so no other save can be overtaken by its rename.
+   */
+  async saveInBackground(partial: Omit<Partial<LocalStateData>, 'snapshot'>): Promise<void> {
+    const content = this.merge(partial);
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomicAsync(join(this.dir, STATE_FILE), [Buffer.from(content)]);
+  }
+
+  /** Folds `rest` into the state; returns the state file's new content. */
+  private merge(rest: Omit<Partial<LocalStateData>, 'snapshot'>): string {
+    this.state = { ...this.state, ...rest, keys: { ...this.state.keys, ...(rest.keys ?? {}) } };
+    const { snapshot: _omit, ...small } = this.state;
+    return JSON.stringify({ schema_version: LOCAL_STATE_VERSION, saved_at: this.clock() / 1000, ...small }, null, 1);
+  }
+
   async saveSnapshot(snapshot: EngineSnapshot, encoded: Buffer = Buffer.from(JSON.stringify(snapshot))): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     // Not kept in memory: it is read back only at start, and a fleet's snapshot is tens of MB of heap.

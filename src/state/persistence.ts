@@ -152,7 +152,7 @@ export async function openPersistence(c: PersistenceConfig, log: Logger, o: { ne
       // Encoded once for both copies: at 10,000 agents the snapshot is about 11 MB of JSON.
       const bytes = encoded ?? Buffer.from(JSON.stringify(snap));
       await local.saveSnapshot(snap, bytes);
-      local.save({ last_seq: snap.seq, ...(workflow ? { workflow } : {}) });
+      await local.saveInBackground({ last_seq: snap.seq, ...(workflow ? { workflow } : {}) });
       await store.saveSnapshot(runId, snap, bytes);
     },
     close: async () => {

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../../src/config.js';
 import { checkpointPauseMs, ImmuneProduct, nextCheckpointMs } from '../../src/control/product.js';
+import { silentLogger } from '../../src/log.js';
+import { openPersistence } from '../../src/state/persistence.js';
 import { capturingLogger } from '../support/log.js';
 import { until } from '../support/scripted-http.js';
 import { makeVitals } from '../support/vitals.js';
@@ -33,6 +35,33 @@ describe('detection-state checkpoint pacing', () => {
     expect(nextCheckpointMs(every, 1_199)).toBe(59_950);
     expect(nextCheckpointMs(every, 1_200)).toBe(60_000);
     expect(nextCheckpointMs(every, 5_000)).toBe(60_000);
+  });
+
+  it('writes the same snapshot to the local file and to the SQLite store (built in shared memory, handed to the writer thread uncopied)', async () => {
+    const own = mkdtempSync(join(dir, 'both-'));
+    const config = parseConfig({ PORT: '0', HOST: '127.0.0.1', IMMUNE_CACHE_DIR: own, TICK_INTERVAL_SECONDS: '60' });
+    const product = await ImmuneProduct.create({ config, log: silentLogger(), agents: 0, durationSeconds: 0, chaos: null, seed: 1 });
+    const agents = Array.from({ length: 1000 }, (_, a) => makeVitals(`agent-${a}`, a));
+    for (let k = 0; k < 3; k++) agents.forEach((next) => product.cp.observe(next()));
+    await product.checkpoint();
+    await product.stop();
+    const ids = agents.map((_, a) => `agent-${a}`).sort();
+    const local = await openPersistence(config, silentLogger());
+    try {
+      expect(local.snapshotSource).toBe('local');
+      expect(local.snapshot!.agents.map((a) => a.id).sort()).toEqual(ids);
+    } finally {
+      await local.close();
+    }
+    rmSync(join(own, 'state.json'));
+    rmSync(join(own, 'snapshot.json'));
+    const fromStore = await openPersistence(config, silentLogger());
+    try {
+      expect(fromStore.snapshotSource).toBe('store');
+      expect(JSON.stringify(fromStore.snapshot)).toBe(JSON.stringify(local.snapshot));
+    } finally {
+      await fromStore.close();
+    }
   });
 
   it('paces the product’s periodic checkpoint, schedules the next from its wall time, and finishes at full speed once stopping', async () => {
