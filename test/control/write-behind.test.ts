@@ -91,6 +91,42 @@ describe('WriteBehind', () => {
     await wb.close();
   });
 
+  it('sends the next batch while the first is unacknowledged, never more than two at a time, and acknowledges each batch once it is stored', async () => {
+    class Slow extends FlakyStore {
+      running = 0;
+      most = 0;
+      override async appendVitals(runId: string, batch: readonly Vitals[]): Promise<void> {
+        this.running += 1;
+        this.most = Math.max(this.most, this.running);
+        await new Promise((r) => setTimeout(r, 60));
+        this.running -= 1;
+        return super.appendVitals(runId, batch);
+      }
+    }
+    const store = new Slow(0);
+    const wb = new WriteBehind(store, 'run', silentLogger());
+    const stored = async (id: string) => (await store.recentVitals('run', id, {})).length;
+    wb.vitals(vitals('a', 1));
+    const a = wb.durable();
+    while (store.running === 0) await new Promise((r) => setTimeout(r, 2));
+    wb.vitals(vitals('b', 2));
+    const b = wb.durable();
+    // b's write goes out while a's is still running (waited for up to 1 s)
+    for (let t = 0; store.running < 2 && t < 500; t++) await new Promise((r) => setTimeout(r, 2));
+    expect(store.running).toBe(2);
+    wb.vitals(vitals('c', 3));
+    const c = wb.durable();
+    await a;
+    expect(await stored('a')).toBe(1);
+    await b;
+    expect(await stored('b')).toBe(1);
+    await c;
+    expect(await stored('c')).toBe(1);
+    expect(store.most).toBe(2);
+    expect(store.writes).toBe(3);
+    await wb.close();
+  });
+
   it('resolves at once when nothing is queued and nothing is being written', async () => {
     const store = new FlakyStore(0);
     const wb = new WriteBehind(store, 'run', silentLogger());
