@@ -5,6 +5,7 @@ import type { Vitals } from '../domain/vitals.js';
 import { effectiveSigma, isReady, learn, newBaseline, restoreBaseline, snapshotBaseline, type Baseline, type BaselineSnapshot } from './baseline.js';
 import { engineConfig, type EngineConfig } from './config.js';
 import { diagnose, externalCause } from './diagnose.js';
+import { emptyList } from './empty-list.js';
 import { keepLatest } from './latest-sample.js';
 import { FleetCorrelator, groupsOf, newStanding, type Standing } from './fleet-correlator.js';
 import { planNextAction } from './healing-policy.js';
@@ -623,7 +624,7 @@ export class ImmuneEngine {
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 function emptyOutcome(): Outcome {
-  return { events: [], effects: [] };
+  return { events: emptyList(), effects: emptyList() };
 }
 
 /** observe()'s default metadata: shared, because a `= {}` default allocated an object per sample. */

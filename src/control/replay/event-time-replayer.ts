@@ -1,6 +1,7 @@
 import type { ImmuneEvent } from '../../domain/events.js';
 import type { Vitals } from '../../domain/vitals.js';
 import type { EngineConfig } from '../../engine/config.js';
+import { emptyList } from '../../engine/empty-list.js';
 import { ImmuneEngine, type Outcome } from '../../engine/engine.js';
 import type { VitalsChunk, VitalsReader } from './vitals-chunk.js';
 
@@ -139,7 +140,7 @@ export class EventTimeReplayer {
     for (let k = 0; k < events.length; k++) {
       const d = toDetection(events[k]);
       if (d) {
-        if (this.found === NONE) this.found = [];
+        if (this.found === NONE) this.found = emptyList();
         this.found.push(d);
         if (d.agent_id.startsWith('fleet:')) this.summary.fleet_incidents += 1;
         else this.summary.detections += 1;

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { emptyList } from '../../engine/empty-list.js';
 import type { Detection, EventTimeReplayer } from './event-time-replayer.js';
 import { ChunkRing, VitalsReader, type VitalsChunk } from './vitals-chunk.js';
 
@@ -95,7 +96,7 @@ export class ParseWorker {
         const msg = await inbox.next();
         if (msg.type === 'end') return;
         if (msg.type === 'error') throw new ReplayInputError(msg.message);
-        const found: Detection[] = [];
+        const found: Detection[] = emptyList();
         let failure: unknown = null;
         try {
           replayer.feedChunk(reader, chunkOf(msg, ring), found);

@@ -1,4 +1,5 @@
 import type { Vitals } from '../../domain/vitals.js';
+import { emptyList } from '../../engine/empty-list.js';
 
 /**
  * Validated vitals in columns, as the parse worker hands them to the thread
@@ -344,18 +345,6 @@ export class ChunkWriter {
       this.internString('external');
     }
   }
-}
-
-/**
- * An empty array whose elements are already of V8's "any object" kind. A fresh `[]` holds small integers
- * until the first push of a string changes its kind; when that push comes after the scanner has been
- * optimised (a label first seen late in the input), V8 throws the scanner's code away and compiles it
- * again: 100–300 ms of compiler time on a two-core machine whose other core runs the engine.
- */
-function emptyList<T>(): T[] {
-  const a: T[] = [undefined as T];
-  a.pop();
-  return a;
 }
 
 /** FNV-1a step: the scanner hashes string bytes while it validates them. */
