@@ -12,8 +12,9 @@
  *   - parsing alone, both ways: JSON.parse + parseVitals, and the worker's scanner;
  *   - the engine alone over pre-parsed vitals (in a child process, so that 600k objects held in
  *     memory do not slow every other path's garbage collection).
- * Prints medians (with min–max), the load average before and after, and the CLI's engine-thread CPU (on the stdin run)
- * seconds (bench/thread-cpu.cjs), which another process's load inflates far less than wall time.
+ * Prints medians (with min–max), the load average before and after, and the CLI's engine-thread CPU
+ * seconds on the stdin run (bench/thread-cpu.cjs), which another process's load inflates far less than
+ * wall time.
  */
 import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, createReadStream, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';

@@ -141,12 +141,6 @@ export class LocalState {
   }
 
   /**
-   * Writes the snapshot file without blocking the event loop; `encoded` (the
-   * snapshot's JSON as UTF-8 bytes) is shared with the store's copy, so a
-   * fleet's snapshot is encoded once per checkpoint and never held as one
-   * string (joining and encoding 11 MB of text blocked the loop ~80 ms).
-   */
-  /**
    * `save` of the small state (no snapshot) without blocking the event loop: its two fsyncs took
    * 10–35 ms on the main thread at the end of every detection checkpoint, in the middle of ingest.
    * Only the checkpoint calls it, one at a time, so no other save can be overtaken by its rename.
@@ -164,6 +158,12 @@ export class LocalState {
     return JSON.stringify({ schema_version: LOCAL_STATE_VERSION, saved_at: this.clock() / 1000, ...small }, null, 1);
   }
 
+  /**
+   * Writes the snapshot file without blocking the event loop; `encoded` (the
+   * snapshot's JSON as UTF-8 bytes) is shared with the store's copy, so a
+   * fleet's snapshot is encoded once per checkpoint and never held as one
+   * string (joining and encoding 11 MB of text blocked the loop ~80 ms).
+   */
   async saveSnapshot(snapshot: EngineSnapshot, encoded: Buffer = Buffer.from(JSON.stringify(snapshot))): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     // Not kept in memory: it is read back only at start, and a fleet's snapshot is tens of MB of heap.

@@ -6,14 +6,12 @@
  * the event loop 30 ms each, in the middle of ingest.
  */
 export class SharedBytes {
-  private memory: SharedArrayBuffer;
   private view: Buffer;
   private length = 0;
 
   /** `capacity`: bytes to start with (the previous checkpoint's size is a good guess); it grows as needed. */
   constructor(capacity: number) {
-    this.memory = new SharedArrayBuffer(Math.max(1024, capacity));
-    this.view = Buffer.from(this.memory);
+    this.view = Buffer.from(new SharedArrayBuffer(Math.max(1024, capacity)));
   }
 
   append(text: string): void {
@@ -30,10 +28,8 @@ export class SharedBytes {
   private reserve(bytes: number): void {
     const need = this.length + bytes;
     if (need <= this.view.length) return;
-    const memory = new SharedArrayBuffer(Math.max(need, 2 * this.view.length));
-    const view = Buffer.from(memory);
+    const view = Buffer.from(new SharedArrayBuffer(Math.max(need, 2 * this.view.length)));
     this.view.copy(view, 0, 0, this.length);
-    this.memory = memory;
     this.view = view;
   }
 }

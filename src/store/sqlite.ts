@@ -7,9 +7,9 @@ import type { ImmuneEvent } from '../domain/events.js';
 import type { Vitals } from '../domain/vitals.js';
 import type { EngineSnapshot } from '../engine/engine.js';
 import type { Logger } from '../log.js';
+import { spawnWorker } from '../spawn-worker.js';
 import { configure, eventFromRow, packVitals, migrate, rowToVitals, type VitalsRow, type WriteOp } from './sqlite-schema.js';
 import { segmentReader } from './sqlite-segments.js';
-import { spawnStoreWorker } from './spawn-worker.js';
 import { readSnapshotText } from './sqlite-snapshots.js';
 import type { CheckpointerReport } from './sqlite-checkpointer.js';
 import type { WriterReply, WriterRequest } from './sqlite-writer.js';
@@ -120,7 +120,7 @@ export class SqliteStore implements Store {
   }
 
   private startWorker(): Promise<void> {
-    const worker = spawnStoreWorker('sqlite-writer', { path: this.opts.path, sync: this.opts.sync ?? 'normal' });
+    const worker = spawnWorker(import.meta.url, 'sqlite-writer', { path: this.opts.path, sync: this.opts.sync ?? 'normal' });
     this.worker = worker;
     this.ready = new Promise<void>((resolve, reject) => {
       worker.on('message', (m: WriterReply) => {
@@ -144,7 +144,7 @@ export class SqliteStore implements Store {
   }
 
   private startCheckpointer(): void {
-    const w = spawnStoreWorker('sqlite-checkpointer', { path: this.opts.path, sync: this.opts.sync ?? 'normal' });
+    const w = spawnWorker(import.meta.url, 'sqlite-checkpointer', { path: this.opts.path, sync: this.opts.sync ?? 'normal' });
     const started = performance.now();
     let stop: { code?: string; message: string } | undefined;
     this.checkpointer = w;

@@ -87,8 +87,9 @@ export interface Store {
 
   /**
    * Replaces the run's detection snapshot (baselines and sentinel state).
-   * `json`, when given, is JSON.stringify(snapshot) already made by the caller
-   * (a fleet's snapshot is megabytes: adapters that store text reuse it).
+   * `encoded`, when given, is the snapshot's JSON as UTF-8 bytes, already made
+   * by the caller (a fleet's snapshot is megabytes: adapters that store the
+   * text send or keep these bytes instead of encoding it again).
    */
   saveSnapshot(runId: string, snapshot: EngineSnapshot, encoded?: Buffer): Promise<void>;
   loadSnapshot(runId: string): Promise<EngineSnapshot | null>;

@@ -1,5 +1,6 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { emptyList } from '../../engine/empty-list.js';
+import { spawnWorker } from '../../spawn-worker.js';
 import type { Detection, EventTimeReplayer } from './event-time-replayer.js';
 import { ChunkRing, VitalsReader, type VitalsChunk } from './vitals-chunk.js';
 
@@ -73,7 +74,7 @@ export class ParseWorker {
 
   constructor() {
     const { ring } = this;
-    this.worker = startParseWorker({ control: this.ctl.buffer as SharedArrayBuffer, ring: { slots: ring.slots, capacity: ring.capacity, memory: ring.memory } });
+    this.worker = spawnWorker(import.meta.url, 'parse-worker', { control: this.ctl.buffer as SharedArrayBuffer, ring: { slots: ring.slots, capacity: ring.capacity, memory: ring.memory } } satisfies ParseWorkerData);
     this.inbox = new Inbox(this.worker);
   }
 
@@ -129,15 +130,6 @@ export class ParseWorker {
  */
 function chunkOf(msg: ChunkMessage, ring: ChunkRing): VitalsChunk {
   return { records: msg.records, num: ring.num[msg.slot], ref: ring.ref[msg.slot], agents: msg.agents, firstAgent: msg.firstAgent, strings: msg.strings, firstString: msg.firstString, lists: msg.lists, malformed: msg.malformed };
-}
-
-function startParseWorker(data: ParseWorkerData): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./parse-worker.js', import.meta.url), { workerData: data });
-  // Run from source (tests, benchmarks): the worker is TypeScript too. Node 20 ignores --import in a
-  // worker's execArgv, so the worker registers the tsx loader itself before loading its module.
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const worker = new URL('./parse-worker.ts', import.meta.url).href;
-  return new Worker(`import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(worker)});`, { eval: true, workerData: data });
 }
 
 /** The worker's messages as an awaitable queue; a crash or an early exit rejects. */
