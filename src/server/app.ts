@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { createServer, type ServerOptions } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
@@ -11,6 +12,7 @@ import { ImmuneError, isImmuneError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import type { Auth } from './auth.js';
 import { agentRoutes } from './routes/agents.js';
+import { fastIngest } from './fast-ingest.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { ingestRoutes } from './routes/ingest.js';
@@ -40,7 +42,19 @@ export const DEFAULT_WEB_ROOT = join(here, '..', '..', 'web', 'dist');
 
 /** Builds the control plane's HTTP app: JSON API, ingest, SSE, OpenAPI, dashboard. `app.listen` is the caller's. */
 export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; sse: SseHub }> {
+  const fast = fastIngest({ cp: deps.cp, auth: deps.auth, log: deps.log.child({ module: 'http' }), bodyLimitBytes: deps.config.bodyLimitBytes, errorReply });
   const app: FastifyInstance = Fastify({
+    // Fastify's own HTTP/1 server (the same settings it applies: lib/server.js), with single-record ingest
+    // answered before fastify sees it when the request is a plain one (fast-ingest.ts).
+    serverFactory: (handler, options) => {
+      const o = options as { http?: ServerOptions; keepAliveTimeout: number; requestTimeout: number; connectionTimeout: number; maxRequestsPerSocket: number };
+      const server = createServer(o.http ?? {}, (req, res) => fast.handle(req, res) || handler(req, res));
+      server.keepAliveTimeout = o.keepAliveTimeout;
+      server.requestTimeout = o.requestTimeout;
+      server.setTimeout(o.connectionTimeout);
+      if (o.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = o.maxRequestsPerSocket;
+      return server;
+    },
     loggerInstance: deps.log.child({ module: 'http' }) as unknown as FastifyBaseLogger,
     // One log line per request would drown the decisions at 15k req/s; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
@@ -60,11 +74,16 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
     }
   });
 
+  // From here on requests are refused with 503 while in flight ones finish: fastify's route does that.
+  app.addHook('preClose', (done) => {
+    fast.close();
+    done();
+  });
+
   app.setErrorHandler((err: FastifyError | ImmuneError, req, reply) => {
-    if (isImmuneError(err)) return reply.code(err.status).send(err.toJSON());
-    const e = toImmuneError(err as FastifyError);
-    if (e.status >= 500) req.log.error({ err, reqId: req.id }, 'request failed');
-    return reply.code(e.status).send(e.toJSON());
+    const { status, body } = errorReply(err);
+    if (status >= 500) req.log.error({ err, reqId: req.id }, 'request failed');
+    return reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send(new ImmuneError('IMM_ERR_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON());
@@ -135,6 +154,12 @@ function parseNdjson(body: string): unknown[] {
     }
   }
   return out;
+}
+
+/** The status and JSON body that answer an error thrown while handling a request. */
+export function errorReply(err: unknown): { status: number; body: unknown } {
+  const e = isImmuneError(err) ? err : toImmuneError(err as FastifyError);
+  return { status: e.status, body: e.toJSON() };
 }
 
 /** Maps fastify's own errors (body parsing, limits, media types) onto the product's error table. */

@@ -1,6 +1,8 @@
 import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ImmuneError } from '../domain/errors.js';
+
 
 export type Role = 'operator' | 'viewer';
 
@@ -113,12 +115,18 @@ export class Auth {
   checkIngestKey(req: FastifyRequest): void {
     const key = req.headers['x-api-key'];
     if (typeof key !== 'string' || key === '') throw new ImmuneError('IMM_ERR_UNAUTHORIZED', 'missing X-API-KEY header (the ingest key)');
+    if (!this.ingestKeyValid(key, req.raw.socket)) throw new ImmuneError('IMM_ERR_UNAUTHORIZED', 'wrong X-API-KEY');
+  }
+
+  /** Whether `key`, sent on `socket`, is the ingest key. */
+  ingestKeyValid(key: string, socket: Socket): boolean {
     // An agent sends the same key on every request of its keep-alive connection: once it has been
     // verified there, comparing with what this same connection sent before reveals nothing about the
     // secret, and saves hashing it per request (~1.5 µs, 2–3 % of single-record ingest).
-    if (this.verifiedOn.get(req.raw.socket) === key) return;
-    if (!safeEqual(key, this.secrets.ingestApiKey)) throw new ImmuneError('IMM_ERR_UNAUTHORIZED', 'wrong X-API-KEY');
-    this.verifiedOn.set(req.raw.socket, key);
+    if (this.verifiedOn.get(socket) === key) return true;
+    if (!safeEqual(key, this.secrets.ingestApiKey)) return false;
+    this.verifiedOn.set(socket, key);
+    return true;
   }
 
   /** Who is calling, from a bearer token or the session cookie; throws 401 when neither is valid. */
