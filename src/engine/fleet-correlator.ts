@@ -106,7 +106,10 @@ export class FleetCorrelator {
       m.own = own;
       m.strained = !own && strained;
       m.elevated = !own && providerSignal;
-      if (m.elevated && ts > m.group.lastElevated) m.group.lastElevated = ts;
+      // Written on every sample (not inside an if) so optimised code never meets a store it has not seen run.
+      const g = m.group;
+      const latest = Math.max(ts, g.lastElevated);
+      g.lastElevated = m.elevated ? latest : g.lastElevated;
     }
   }
 
@@ -222,7 +225,7 @@ export class FleetCorrelator {
 
   /** Restores an open incident from the log after a restart. */
   reopen(incident: FleetIncident): void {
-    const g = this.groups.get(incident.group) ?? { ...newGroup(), lastElevated: incident.started_at };
+    const g = this.groups.get(incident.group) ?? newGroup(incident.started_at);
     g.incident = incident;
     this.groups.set(incident.group, g);
     const n = Number(/^incident-(\d+):/.exec(incident.id)?.[1] ?? 0);
@@ -254,8 +257,9 @@ function anyLeft(members: readonly Member[]): boolean {
   return false;
 }
 
-function newGroup(): Group {
-  return { members: new Map(), incident: null, lastElevated: 0 };
+/** `lastElevated` is born a double (-Infinity: never), the kind of number every later timestamp is: see note(). */
+function newGroup(lastElevated = -Infinity): Group {
+  return { members: new Map(), incident: null, lastElevated };
 }
 
 /** Agents of the group that reported since `cutoff`; the others leave it. */

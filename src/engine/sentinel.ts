@@ -266,8 +266,12 @@ function setErrorLlr(p0: number): void {
   errorLlr.passSlow = Math.log((1 - p1s) / (1 - p0));
 }
 
-/** The verdict returned for every unconfirmed sample (see Verdict). */
-const QUIET: Verdict = { confirmed: false, suspicious: false, learnWeight: 1, rateLearnWeight: 1, toolLearnWeight: 1, providerSignal: false, ownSignal: false, strained: false, providerOnly: false, promptChanged: false, anomalies: NO_ANOMALIES, deviations: NO_VALUES, ratios: NO_VALUES, maxDeviation: 0, evidenceSamples: 0 };
+/**
+ * The verdict returned for every unconfirmed sample (see Verdict). Its weights are born fractional: a
+ * field first set to an integer is stored as one, and the first SLOW_LEARN written into it changes the
+ * object's hidden class and throws away every optimised function that reads it.
+ */
+const QUIET: Verdict = { confirmed: false, suspicious: false, learnWeight: SLOW_LEARN, rateLearnWeight: SLOW_LEARN, toolLearnWeight: SLOW_LEARN, providerSignal: false, ownSignal: false, strained: false, providerOnly: false, promptChanged: false, anomalies: NO_ANOMALIES, deviations: NO_VALUES, ratios: NO_VALUES, maxDeviation: 0, evidenceSamples: 0 };
 
 /** Samples that far out in a row needed before their joint probability, from this metric's own tail, falls below TAIL_TARGET. */
 function requiredRun(tail: number): number {
