@@ -7,7 +7,7 @@ import { engineConfig, type EngineConfig } from './config.js';
 import { diagnose, externalCause } from './diagnose.js';
 import { emptyList } from './empty-list.js';
 import { keepLatest } from './latest-sample.js';
-import { FleetCorrelator, groupsOf, newStanding, type Standing } from './fleet-correlator.js';
+import { FleetCorrelator, groupsFor, newStanding, type Standing } from './fleet-correlator.js';
 import { planNextAction } from './healing-policy.js';
 import { ImmuneMemory } from './immune-memory.js';
 import { addSample, newTally, probationDecision, type ProbationTally } from './probation.js';
@@ -193,7 +193,7 @@ export class ImmuneEngine {
   private judgeHealthy(rt: AgentRuntime, v: Vitals, out: Outcome): void {
     const now = v.timestamp;
     const verdict = judge(rt.baseline, rt.sentinel, v, this.cfg);
-    const keys = groupsOf(rt.meta.model, rt.meta.provider);
+    const keys = groupsFor(rt.standing, rt.meta.model, rt.meta.provider);
     this.fleet.note(rt.standing, keys, now, verdict.providerSignal, verdict.strained, verdict.ownSignal);
     // What happens now and then (an infection, the fleet hold, a new prompt) is behind one call each, out
     // of the per-sample path: code that optimised code reaches for the first time makes V8 recompile the
@@ -257,7 +257,7 @@ export class ImmuneEngine {
         this.held.delete(id);
         continue;
       }
-      const keys = groupsOf(rt.meta.model, rt.meta.provider);
+      const keys = groupsFor(rt.standing, rt.meta.model, rt.meta.provider);
       // Only a calm peer in one of its groups can change the answer.
       if (!keys.some((k) => calmKeys.includes(k)) || !this.fleet.peersContradict(keys, id, rt.lastCalm, now)) continue;
       this.held.delete(id);
@@ -303,7 +303,7 @@ export class ImmuneEngine {
     const now = v.timestamp;
     const verdict = judge(rt.baseline, rt.sentinel, v, this.cfg);
     // An agent being healed has trouble of its own: it is no witness for (or against) a provider outage.
-    this.fleet.note(rt.standing, groupsOf(rt.meta.model, rt.meta.provider), now, verdict.providerSignal, verdict.strained, true);
+    this.fleet.note(rt.standing, groupsFor(rt.standing, rt.meta.model, rt.meta.provider), now, verdict.providerSignal, verdict.strained, true);
     const attempt = rt.wf.attempt;
     if (verdict.confirmed && attempt) {
       if (this.cfg.replayMode) {

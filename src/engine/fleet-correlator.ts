@@ -35,10 +35,24 @@ export interface Standing {
   readonly agentId: string;
   keys: readonly string[];
   members: Member[];
+  /** The agent's groups (groupsFor), worked out for this model and provider. */
+  groups: readonly string[];
+  model: string;
+  provider: string;
 }
 
 export function newStanding(agentId: string): Standing {
-  return { agentId, keys: NO_GROUPS, members: [] };
+  return { agentId, keys: NO_GROUPS, members: [], groups: groupsOf('', ''), model: '', provider: '' };
+}
+
+/** groupsOf for one agent, remembered until its model or provider changes: two map lookups less per sample. */
+export function groupsFor(st: Standing, model: string, provider: string): readonly string[] {
+  if (model !== st.model || provider !== st.provider) {
+    st.model = model;
+    st.provider = provider;
+    st.groups = groupsOf(model, provider);
+  }
+  return st.groups;
 }
 
 const NO_GROUPS: readonly string[] = Object.freeze([]);
