@@ -50,7 +50,7 @@ let closing: Extract<WriterRequest, { t: 'close' }> | null = null;
 
 /**
  * How often the writer checkpoints the WAL's remainder itself, between two transactions (see
- * sqlite-checkpointer.ts): the checkpointer thread has copied all but the last ~250 ms of it, so this
+ * sqlite-checkpointer.ts): the checkpointer thread has copied all but the last ~50 ms of it, so this
  * takes a few ms, and with no commit in between the WAL is complete and the next transaction restarts it.
  */
 const WAL_TAIL_MS = 2000;

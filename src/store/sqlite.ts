@@ -149,7 +149,7 @@ export class SqliteStore implements Store {
     let stop: { code?: string; message: string } | undefined;
     this.checkpointer = w;
     w.on('message', (m: CheckpointerReport) => {
-      if (m.t === 'warn') this.opts.log?.warn({ path: this.opts.path, code: m.code, reason: m.message }, 'sqlite WAL checkpoint failed; retrying every 250 ms. No data is lost: meanwhile the writer checkpoints the WAL itself at 64 MB');
+      if (m.t === 'warn') this.opts.log?.warn({ path: this.opts.path, code: m.code, reason: m.message }, 'sqlite WAL checkpoint failed; retrying. No data is lost: meanwhile the writer checkpoints the WAL itself at 64 MB');
       else if (m.t === 'fatal') stop = m;
     });
     w.on('error', (err: Error & { code?: string }) => (stop ??= { code: err.code, message: err.message ?? String(err) }));
