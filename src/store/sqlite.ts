@@ -73,6 +73,8 @@ export class SqliteStore implements Store {
   private readonly runIds = new Map<string, number>();
   private readonly now: () => number;
   private closed = false;
+  /** close() has begun (closed is set only once it is done). */
+  private closing = false;
   private segmentQueries: ReturnType<typeof segmentReader> | null = null;
 
   constructor(private readonly opts: SqliteStoreOptions) {
@@ -99,6 +101,7 @@ export class SqliteStore implements Store {
       this.db = this.openFile();
     }
     this.closed = false;
+    this.closing = false;
     // Not awaited: reads work without the writer, so a restart is not held up by the worker booting; writes wait for it.
     this.startWorker().catch((err: unknown) => this.opts.log?.error({ err }, 'sqlite writer could not start'));
   }
@@ -207,6 +210,8 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // From here on no write starts a checkpointer: one started while the writer closes would outlive the store.
+    this.closing = true;
     await this.stopCheckpointer();
     if (this.worker) {
       const w = this.worker;
@@ -269,7 +274,7 @@ export class SqliteStore implements Store {
 
   async appendVitals(runId: string, batch: readonly Vitals[]): Promise<void> {
     if (batch.length > 0) {
-      if (!this.checkpointer && !this.closed && performance.now() >= this.checkpointerAfter) this.startCheckpointer();
+      if (!this.checkpointer && !this.closing && performance.now() >= this.checkpointerAfter) this.startCheckpointer();
       const packed = packVitals(batch);
       await this.send({ t: 'vitals', run: runId, packed }, [packed.nums.buffer as ArrayBuffer]);
     }

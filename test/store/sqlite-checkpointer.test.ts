@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -32,6 +32,24 @@ describe('sqlite store: the WAL is checkpointed off the writer', () => {
       await s.close();
     }
     expect(lines).toEqual([]);
+  });
+
+  it('a write that races close() does not start a checkpointer that outlives the store', async () => {
+    const path = join(dir, 'race.sqlite');
+    const s = new SqliteStore({ path });
+    await s.open();
+    await s.appendVitals('r', [vitals('a0', 1000)]); // starts the checkpointer
+    const closing = s.close(); // stops the checkpointer first, then the writer
+    const late = s.appendVitals('r', [vitals('a0', 1001)]).then(
+      () => 'stored',
+      () => 'refused',
+    );
+    await closing;
+    expect(['stored', 'refused']).toContain(await late);
+    // A checkpointer started by the late write would hold a connection open, and the WAL of the last
+    // connection to close is removed: with none left over, it is gone.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(existsSync(`${path}-wal`)).toBe(false);
   });
 });
 
