@@ -75,6 +75,8 @@ export class SqliteStore implements Store {
   private closed = false;
   /** close() has begun (closed is set only once it is done). */
   private closing = false;
+  /** Why the last checkpointer thread stopped on its own (health() says so until one is started again). */
+  private checkpointerDown: string | null = null;
   private segmentQueries: ReturnType<typeof segmentReader> | null = null;
 
   constructor(private readonly opts: SqliteStoreOptions) {
@@ -151,6 +153,7 @@ export class SqliteStore implements Store {
     const started = performance.now();
     let stop: { code?: string; message: string } | undefined;
     this.checkpointer = w;
+    this.checkpointerDown = null;
     w.on('message', (m: CheckpointerReport) => {
       if (m.t === 'warn') this.opts.log?.warn({ path: this.opts.path, code: m.code, reason: m.message }, 'sqlite WAL checkpoint failed; retrying. No data is lost: meanwhile the writer checkpoints the WAL itself at 64 MB');
       else if (m.t === 'fatal') stop = m;
@@ -164,6 +167,7 @@ export class SqliteStore implements Store {
       const wait = this.checkpointerWait;
       this.checkpointerAfter = now + wait;
       this.checkpointerWait = Math.min(2 * wait, CHECKPOINTER_RESTART_CAP_MS);
+      this.checkpointerDown = `WAL checkpointer stopped (${[stop?.code, stop?.message ?? `exit ${exitCode}`].filter(Boolean).join(': ')}), restarted with the vitals written ${wait / 1000} s later; meanwhile the writer checkpoints at 64 MB`;
       this.opts.log?.warn(
         { path: this.opts.path, code: stop?.code, reason: stop?.message ?? `exit ${exitCode}`, restart_in_s: wait / 1000 },
         'sqlite WAL checkpointer stopped; restarted with the first vitals after restart_in_s seconds. No data is lost: meanwhile the writer checkpoints the WAL itself at 64 MB (a commit stalls now and then)',
@@ -229,7 +233,8 @@ export class SqliteStore implements Store {
   async health(): Promise<StoreHealth> {
     try {
       this.conn().prepare('SELECT 1').get();
-      const note = this.warnings.length > 0 ? `; ${this.warnings.join('; ')}` : '';
+      const notes = this.checkpointerDown ? [...this.warnings, this.checkpointerDown] : this.warnings;
+      const note = notes.length > 0 ? `; ${notes.join('; ')}` : '';
       return { ok: this.worker !== null, kind: this.kind, detail: `sqlite ${this.opts.path}${this.worker ? '' : ' (writer not running)'}${note}` };
     } catch (err) {
       return { ok: false, kind: this.kind, detail: `sqlite ${this.opts.path}: ${(err as Error).message}` };

@@ -151,6 +151,8 @@ describe('sqlite store: a checkpointer thread that cannot start', () => {
     try {
       await ingest(1000);
       await until(() => lines.length > 0, 'the first stop');
+      // Readiness still holds (nothing is lost), and says what is wrong.
+      expect(await s.health()).toMatchObject({ ok: true, detail: expect.stringContaining('WAL checkpointer stopped (SQLITE_CANTOPEN: unable to open database file), restarted with the vitals written 30 s later') });
       await ingest(1000);
       expect(lines).toEqual([stopped(30)]);
       await restartedAfter(30);
