@@ -260,7 +260,8 @@ export class ImmuneProduct {
     if (this.stopped) return;
     const every = (this.o.checkpointSeconds ?? 10) * 1000;
     const wait = nextCheckpointMs(every, lastMs);
-    if (lastMs > 0) this.o.log.debug({ took_ms: Math.round(lastMs), busy_ms: Math.round(this.checkpointBusyMs), next_in_ms: Math.round(wait) }, 'detection state checkpointed');
+    // busy is 0 when the checkpoint was skipped (nothing changed since the last one) or failed (warned).
+    if (lastMs > 0 && this.checkpointBusyMs > 0) this.o.log.debug({ took_ms: Math.round(lastMs), busy_ms: Math.round(this.checkpointBusyMs), next_in_ms: Math.round(wait) }, 'detection state checkpointed');
     this.checkpointTimer = setTimeout(() => {
       // The back-off counts the pauses too: a checkpoint every 50× its event-loop time came every ~10 s
       // for 10,000 agents, and each added a tenth to a loop already ~85 % busy for two seconds.

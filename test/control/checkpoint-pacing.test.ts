@@ -102,4 +102,24 @@ describe('detection-state checkpoint pacing', () => {
       await product.stop(); // a second stop() does nothing
     }
   });
+
+  it('logs a periodic checkpoint only when it saved something', async () => {
+    const { log, lines } = capturingLogger();
+    const config = parseConfig({ PORT: '0', HOST: '127.0.0.1', IMMUNE_CACHE_DIR: mkdtempSync(join(dir, 'quiet-')), TICK_INTERVAL_SECONDS: '60' });
+    const product = await ImmuneProduct.create({ config, log, agents: 0, durationSeconds: 0, chaos: null, seed: 1, checkpointSeconds: 0.2 });
+    try {
+      const next = makeVitals('agent-quiet', 1);
+      product.cp.observe(next());
+      await product.start();
+      const saved = () => lines.filter((l) => l.msg === 'detection state checkpointed').length;
+      await until(() => saved() === 1, 'the first periodic checkpoint');
+      // Nothing new: the next ones are skipped, and say nothing.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(saved()).toBe(1);
+      product.cp.observe(next());
+      await until(() => saved() === 2, 'a checkpoint after a new sample');
+    } finally {
+      await product.stop();
+    }
+  });
 });
