@@ -250,21 +250,29 @@ function jointScore(z: Float64Array, promptChanged: boolean): number {
 }
 
 /**
- * Per-task log-likelihood ratios of the error CUSUMs for the last baseline error probability p0 seen.
- * For agents that fail less often than `errorRateFloor`, p0 is the floor and the four logarithms are
- * worked out once. For the others p0 moves with every learned sample and they are worked out again:
- * 64 % of the samples of the replay benchmark's trace, 2.4 % of its engine thread.
+ * Per-task log-likelihood ratios of the error CUSUMs (fast and slow) for a task that failed and for one
+ * that did not, each pair for the last baseline error probability p0 it was worked out for. For agents
+ * that fail less often than `errorRateFloor`, p0 is the floor and the logarithms are worked out once.
+ * For the others p0 moves with every learned sample (64 % of the samples of the replay benchmark's
+ * trace), and only the pair the task needs is worked out: two logarithms, not four.
  */
-const errorLlr = { p0: NaN, fail: 0, pass: 0, failSlow: 0, passSlow: 0 };
+const passLlr = { p0: NaN, fast: 0, slow: 0 };
+const failLlr = { p0: NaN, fast: 0, slow: 0 };
 
-function setErrorLlr(p0: number): void {
-  const p1 = Math.min(0.95, Math.max(3 * p0, p0 + 0.25));
-  const p1s = Math.min(0.9, SLOW_RATE_FACTOR * p0);
-  errorLlr.p0 = p0;
-  errorLlr.fail = Math.log(p1 / p0);
-  errorLlr.pass = Math.log((1 - p1) / (1 - p0));
-  errorLlr.failSlow = Math.log(p1s / p0);
-  errorLlr.passSlow = Math.log((1 - p1s) / (1 - p0));
+/** The alternative hypotheses' error probabilities (fast and slow CUSUM) for baseline p0. */
+const p1Of = (p0: number) => Math.min(0.95, Math.max(3 * p0, p0 + 0.25));
+const p1SlowOf = (p0: number) => Math.min(0.9, SLOW_RATE_FACTOR * p0);
+
+function setPassLlr(p0: number): void {
+  passLlr.p0 = p0;
+  passLlr.fast = Math.log((1 - p1Of(p0)) / (1 - p0));
+  passLlr.slow = Math.log((1 - p1SlowOf(p0)) / (1 - p0));
+}
+
+function setFailLlr(p0: number): void {
+  failLlr.p0 = p0;
+  failLlr.fast = Math.log(p1Of(p0) / p0);
+  failLlr.slow = Math.log(p1SlowOf(p0) / p0);
 }
 
 /**
@@ -401,9 +409,13 @@ function judgeRates(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig,
     if (m.kind === 'bernoulli') {
       f |= x > 0 ? STRAINED : 0;
       const p0 = Math.max(b.rate[j], cfg.errorRateFloor);
-      if (p0 !== errorLlr.p0) setErrorLlr(p0);
-      llr = x > 0 ? errorLlr.fail : errorLlr.pass;
-      llrSlow = x > 0 ? errorLlr.failSlow : errorLlr.passSlow;
+      const failed = x > 0;
+      if (failed) {
+        if (p0 !== failLlr.p0) setFailLlr(p0);
+      } else if (p0 !== passLlr.p0) setPassLlr(p0);
+      const pair = failed ? failLlr : passLlr;
+      llr = pair.fast;
+      llrSlow = pair.slow;
     } else {
       const l0 = Math.max(b.rate[j], cfg.retryRateFloor);
       const l1 = Math.max(3 * l0, l0 + 0.5);
