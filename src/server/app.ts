@@ -8,11 +8,12 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import type { Config } from '../config.js';
 import type { ControlPlane } from '../control/control-plane.js';
 import type { DirectiveExecutor } from '../control/executors.js';
-import { ImmuneError, isImmuneError } from '../domain/errors.js';
+import { ImmuneError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
 import type { Auth } from './auth.js';
-import { agentRoutes } from './routes/agents.js';
+import { errorReply } from './error-reply.js';
 import { fastIngest } from './fast-ingest.js';
+import { agentRoutes } from './routes/agents.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { ingestRoutes } from './routes/ingest.js';
@@ -42,7 +43,8 @@ export const DEFAULT_WEB_ROOT = join(here, '..', '..', 'web', 'dist');
 
 /** Builds the control plane's HTTP app: JSON API, ingest, SSE, OpenAPI, dashboard. `app.listen` is the caller's. */
 export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; sse: SseHub }> {
-  const fast = fastIngest({ cp: deps.cp, auth: deps.auth, log: deps.log.child({ module: 'http' }), bodyLimitBytes: deps.config.bodyLimitBytes, errorReply });
+  const httpLog = deps.log.child({ module: 'http' });
+  const fast = fastIngest({ cp: deps.cp, auth: deps.auth, log: httpLog, bodyLimitBytes: deps.config.bodyLimitBytes });
   const app: FastifyInstance = Fastify({
     // Fastify's own HTTP/1 server (the same settings it applies: lib/server.js), with single-record ingest
     // answered before fastify sees it when the request is a plain one (fast-ingest.ts).
@@ -55,7 +57,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
       if (o.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = o.maxRequestsPerSocket;
       return server;
     },
-    loggerInstance: deps.log.child({ module: 'http' }) as unknown as FastifyBaseLogger,
+    loggerInstance: httpLog as unknown as FastifyBaseLogger,
     // One log line per request would drown the decisions at 15k req/s; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     // No child logger per request (a pino child costs ~1 µs, 1 % of single-record ingest): errors are logged with their reqId explicitly.
@@ -154,26 +156,4 @@ function parseNdjson(body: string): unknown[] {
     }
   }
   return out;
-}
-
-/** The status and JSON body that answer an error thrown while handling a request. */
-export function errorReply(err: unknown): { status: number; body: unknown } {
-  const e = isImmuneError(err) ? err : toImmuneError(err as FastifyError);
-  return { status: e.status, body: e.toJSON() };
-}
-
-/** Maps fastify's own errors (body parsing, limits, media types) onto the product's error table. */
-function toImmuneError(err: FastifyError): ImmuneError {
-  const code = err.code ?? '';
-  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ImmuneError('IMM_ERR_BODY_TOO_LARGE', `request body exceeds the limit of ${err.message.match(/\d+/)?.[0] ?? 'BODY_LIMIT_BYTES'} bytes`);
-  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ImmuneError('IMM_ERR_UNSUPPORTED_MEDIA', 'unsupported Content-Type: send application/json (or application/x-ndjson for batches)');
-  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return new ImmuneError('IMM_ERR_MALFORMED_JSON', 'the JSON body is empty');
-  if (code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError || (err.statusCode === 400 && /JSON/i.test(err.message))) {
-    return new ImmuneError('IMM_ERR_MALFORMED_JSON', `malformed JSON: ${err.message}`);
-  }
-  if (code === 'FST_ERR_VALIDATION' || err.validation) return new ImmuneError('IMM_ERR_VALIDATION', err.message);
-  if (err.statusCode === 415) return new ImmuneError('IMM_ERR_UNSUPPORTED_MEDIA', err.message);
-  if (err.statusCode === 413) return new ImmuneError('IMM_ERR_BODY_TOO_LARGE', err.message);
-  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return new ImmuneError('IMM_ERR_VALIDATION', err.message);
-  return new ImmuneError('IMM_ERR_INTERNAL', 'internal error; see the server log');
 }

@@ -3,7 +3,6 @@ import type { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ImmuneError } from '../domain/errors.js';
 
-
 export type Role = 'operator' | 'viewer';
 
 export interface Principal {

@@ -4,9 +4,10 @@ import { parse as secureJsonParse } from 'secure-json-parse';
 import type { ControlPlane } from '../control/control-plane.js';
 import type { Logger } from '../log.js';
 import type { Auth } from './auth.js';
+import { errorReply } from './error-reply.js';
 import { ingest } from './routes/ingest.js';
 
-export const INGEST_PATH = '/api/v1/ingest';
+const INGEST_PATH = '/api/v1/ingest';
 
 /** Fastify's JSON parsing options (its defaults): a body with a __proto__ or constructor.prototype key is refused. */
 const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const;
@@ -16,8 +17,6 @@ export interface FastIngestDeps {
   auth: Auth;
   log: Logger;
   bodyLimitBytes: number;
-  /** What fastify's error handler answers for an error (status and JSON body), so both paths answer alike. */
-  errorReply: (err: unknown) => { status: number; body: unknown };
 }
 
 /**
@@ -40,7 +39,8 @@ export function fastIngest(d: FastIngestDeps): { handle: (req: IncomingMessage, 
   };
 
   const fail = (res: ServerResponse, err: unknown) => {
-    const { status, body } = d.errorReply(err);
+    // The table fastify's error handler answers with (app.ts), so both paths answer alike.
+    const { status, body } = errorReply(err);
     if (status >= 500) d.log.error({ err, path: INGEST_PATH }, 'request failed');
     respond(res, status, body);
   };

@@ -1,9 +1,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ControlPlane } from '../../src/control/control-plane.js';
 import { silentLogger } from '../../src/log.js';
-import { errorReply } from '../../src/server/app.js';
 import { fastIngest } from '../../src/server/fast-ingest.js';
+import { capturingLogger } from '../support/log.js';
 import { INGEST_KEY, startProduct, vitalsFor } from '../support/product.js';
 
 /**
@@ -23,7 +24,7 @@ let fastBase: string;
 
 beforeAll(async () => {
   s = await startProduct({ BODY_LIMIT_BYTES: String(LIMIT) });
-  fast = fastIngest({ cp: s.product.cp, auth: s.product.auth, log: silentLogger(), bodyLimitBytes: LIMIT, errorReply });
+  fast = fastIngest({ cp: s.product.cp, auth: s.product.auth, log: silentLogger(), bodyLimitBytes: LIMIT });
   fastOnly = http.createServer((req, res) => {
     if (fast.handle(req, res)) return;
     req.resume();
@@ -143,6 +144,27 @@ describe('ingest fast path', () => {
     });
     await new Promise((r) => setTimeout(r, 50));
     expect(s.product.cp.engine.get('fp-gone')).toBeUndefined();
+  });
+
+  it('answers a store that fails with 500 and the error table’s body, logs it, and acknowledges nothing', async () => {
+    // A control plane whose durable write fails (as when the disk is full): the fast path must not answer 200.
+    const { log, lines } = capturingLogger('error');
+    const failing = {
+      ingest: () => ({ accepted: 1, agents: new Map([['fp-store', { status: 'learning', directive: null }]]) }),
+      durable: () => Promise.reject(new Error('SQLITE_FULL: database or disk is full')),
+    } as unknown as ControlPlane;
+    const alone = fastIngest({ cp: failing, auth: s.product.auth, log, bodyLimitBytes: LIMIT });
+    const server = http.createServer((req, res) => alone.handle(req, res) || res.writeHead(FELL_THROUGH).end());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const text = JSON.stringify(vitalsFor('fp-store')());
+      const r = await send(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, [text], json(text));
+      expect(r.status).toBe(500);
+      expect(JSON.parse(r.body)).toEqual({ ok: false, code: 'IMM_ERR_INTERNAL', error: 'internal error; see the server log' });
+      expect(lines).toEqual([expect.objectContaining({ msg: 'request failed', path: '/api/v1/ingest' })]);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('the product’s server keeps the connection settings fastify gives its own', () => {
