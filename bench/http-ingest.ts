@@ -223,6 +223,9 @@ interface RunResult {
 
 const load = () => Math.round(loadavg()[0] * 100) / 100;
 
+/** Progress on stderr, with the time: to line a round up with the server's own log (BENCH_SERVER_LOG). */
+const phase = (what: string) => process.stderr.write(`${new Date().toISOString()} ${what}\n`);
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -253,20 +256,24 @@ async function main(): Promise<void> {
     const batched = [];
     for (let round = 0; round < ROUNDS; round++) {
       if (ONLY !== 'batched' && ONLY !== 'paced') {
+        phase(`round ${round + 1}: single-record, saturation`);
         const s = await runSingle({ ...ingest, connections: SINGLE_CONNECTIONS, bodies: pool(SINGLE_POOL, null, next) });
         single.push({ rps: Math.round(s.rps), p50: s.p50, p99: s.p99, errors: s.errors, server_cpu_us_per_req: s.serverCpuUsPerReq, server_main_thread_cpu_us_per_req: s.mainCpuUsPerReq, client_cpu_us_per_req: s.clientCpuUsPerReq });
       }
       if (ONLY !== 'batched') {
         if (CLIENT === 'wrk' && RATE > 0) {
+          phase(`round ${round + 1}: single-record, paced at ${RATE}/s`);
           const p = await runWrk({ ...ingest, connections: SINGLE_CONNECTIONS, bodies: [] }, RATE);
           paced.push({ rps: Math.round(p.rps), p50: p.p50, p99: p.p99, errors: p.errors, server_cpu_us_per_req: p.serverCpuUsPerReq, server_main_thread_cpu_us_per_req: p.mainCpuUsPerReq });
         }
       }
       if (ONLY !== 'single' && ONLY !== 'paced') {
+        phase(`round ${round + 1}: batched`);
         const b = await run({ ...ingest, connections: 8, bodies: pool(BATCH_POOL, BATCH, next) });
         batched.push({ vitals: b.res.requests.average * BATCH, p99: b.res.latency.p99, errors: b.res.errors + b.res.non2xx, server_cpu_us_per_req: b.serverCpuUsPerReq, server_main_thread_cpu_us_per_req: b.mainCpuUsPerReq, client_cpu_us_per_req: b.clientCpuUsPerReq });
       }
     }
+    phase('rounds done');
     const store = await (await fetch(`${server.url}/readyz`)).json();
     const stopStarted = Date.now();
     await server.stop();

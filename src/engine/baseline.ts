@@ -75,9 +75,10 @@ export function effectiveSigma(b: Baseline, i: number, cfg: EngineConfig): numbe
  * (a running average, so 15 samples already give a fair estimate). Once ready,
  * values are winsorised at mean ± clip·σ so a tail sample teaches the spread
  * without dragging the mean. `weight` (0–1] slows learning down for samples
- * that are only mildly suspect.
+ * that are only mildly suspect. `logs`, when given, holds log1p of the sample's continuous metrics
+ * (the sentinel's SAMPLE_LOGS after judging this very sample), so they are not worked out twice.
  */
-export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Infinity, weight = 1, rateWeight = weight, toolWeight = weight): void {
+export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Infinity, weight = 1, rateWeight = weight, toolWeight = weight, logs?: Float64Array): void {
   b.n += 1;
   const base = Math.max(2 / (cfg.ewmaSpan + 1), 1 / b.n);
   const baseV = Math.max(2 / (SLOW_SPAN_FACTOR * cfg.ewmaSpan + 1), 1 / b.n);
@@ -90,7 +91,7 @@ export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Inf
     const alpha = w * base;
     const alphaV = w * baseV;
     const x = X[i];
-    const unclipped = log1pOf(x);
+    const unclipped = logs === undefined ? log1pOf(x) : logs[i];
     let y = unclipped;
     if (first) {
       b.mean[i] = y;

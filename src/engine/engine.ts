@@ -13,7 +13,7 @@ import { ImmuneMemory } from './immune-memory.js';
 import { addSample, newTally, probationDecision, type ProbationTally } from './probation.js';
 import { applyEvent, newWorkflow, type Workflow } from './lifecycle.js';
 import { CONTINUOUS, NC } from './metrics.js';
-import { forgetCandidatePrompt, judge, looksNormal, newSentinelState, resetBystanderEvidence, resetEvidence, restoreSentinel, snapshotSentinel, type SentinelSnapshot, type SentinelState, type Verdict } from './sentinel.js';
+import { forgetCandidatePrompt, judge, looksNormal, SAMPLE_LOGS, newSentinelState, resetBystanderEvidence, resetEvidence, restoreSentinel, snapshotSentinel, type SentinelSnapshot, type SentinelState, type Verdict } from './sentinel.js';
 
 /** Something the shell must do; the engine only decides. */
 export type Effect = {
@@ -203,7 +203,7 @@ export class ImmuneEngine {
     if (!verdict.suspicious) rt.lastCalm = now;
     if (verdict.promptChanged) this.watchPrompt(rt, v, verdict, out);
     else forgetCandidatePrompt(rt.sentinel);
-    if (verdict.learnWeight > 0 || verdict.rateLearnWeight > 0) learn(rt.baseline, v, this.cfg, this.cfg.thresholdSigma, verdict.learnWeight, verdict.rateLearnWeight, verdict.toolLearnWeight);
+    if (verdict.learnWeight > 0 || verdict.rateLearnWeight > 0) learn(rt.baseline, v, this.cfg, this.cfg.thresholdSigma, verdict.learnWeight, verdict.rateLearnWeight, verdict.toolLearnWeight, SAMPLE_LOGS);
   }
 
   /** The fleet hold and a confirmed verdict; true when the sample is dealt with (an infection, or the fleet's). */

@@ -160,6 +160,12 @@ export function looksNormal(s: SentinelState, cfg: EngineConfig): boolean {
 
 /** Scratch for one sample's values, then its z-scores (judge is not re-entrant, so one buffer serves every agent). */
 const X = new Float64Array(NC);
+/**
+ * log1p of the continuous metrics of the sample `judge` saw last, in CONTINUOUS order: `learn` takes
+ * them for the same sample instead of working them out again (cost and fractional latencies are not
+ * in log1pOf's table of whole numbers). Valid until the next `judge`.
+ */
+export const SAMPLE_LOGS = new Float64Array(NC);
 const NO_ANOMALIES = Object.freeze([]) as unknown as AnomalyType[];
 const NO_VALUES = Object.freeze({}) as Record<string, number>;
 
@@ -358,6 +364,7 @@ function judgeContinuous(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineCo
   readContinuous(v, X);
   for (let i = 0; i < NC; i++) {
     const y = log1pOf(X[i]);
+    SAMPLE_LOGS[i] = y;
     const z = (y - b.mean[i]) / effectiveSigma(b, i, cfg);
     s.z[i * RING + slot] = z;
     X[i] = z; // the scratch holds this sample's z from here on (jointScore reads it)
