@@ -3,7 +3,7 @@ import type { AnomalyType } from '../domain/types.js';
 import type { Vitals } from '../domain/vitals.js';
 import { effectiveSigma, log1pOf, type Baseline } from './baseline.js';
 import type { EngineConfig } from './config.js';
-import { CONTINUOUS, COST, INPUT, LATENCY, NC, NR, OUTPUT, RATES, readContinuous, TOKENS, TOOLS } from './metrics.js';
+import { CONTINUOUS, COST, ERRORS, INPUT, LATENCY, NC, NR, OUTPUT, RATES, readContinuous, readRates, TOKENS, TOOLS } from './metrics.js';
 import { binomialTail, poissonTail, sigmaForTail } from './stats.js';
 
 const RING = 5;
@@ -166,6 +166,8 @@ const X = new Float64Array(NC);
  * in log1pOf's table of whole numbers). Valid until the next `judge`.
  */
 export const SAMPLE_LOGS = new Float64Array(NC);
+/** Scratch for one sample's retries and failure (readRates). */
+const R = new Float64Array(NR);
 const NO_ANOMALIES = Object.freeze([]) as unknown as AnomalyType[];
 const NO_VALUES = Object.freeze({}) as Record<string, number>;
 
@@ -407,13 +409,13 @@ function judgeRates(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig,
   const HR = cfg.rateCusumH;
   const W = cfg.rateWindow;
   let f = 0;
+  readRates(v, R);
   for (let j = 0; j < NR; j++) {
-    const m = RATES[j];
-    const x = m.read(v);
+    const x = R[j];
     s.counts[j * W + rslot] = x;
     let llr: number;
     let llrSlow: number;
-    if (m.kind === 'bernoulli') {
+    if (j === ERRORS) {
       f |= x > 0 ? STRAINED : 0;
       const p0 = Math.max(b.rate[j], cfg.errorRateFloor);
       const failed = x > 0;
