@@ -58,16 +58,24 @@ export function isReady(b: Baseline, cfg: EngineConfig): boolean {
   return b.n >= cfg.minSamples;
 }
 
-/** σ in log space with the floors applied: the relative floor, and the metric's resolution at its current level. */
-export function effectiveSigma(b: Baseline, i: number, cfg: EngineConfig): number {
+/** How much a spread learned from `b.n` samples is widened (the same for every metric of the baseline; see effectiveSigma). */
+export function smallSampleWidening(b: Baseline, cfg: EngineConfig): number {
   // A spread learned from few samples is often too small (15 samples: ±19 %); widen it like a t-quantile would.
-  const small = 1 + SMALL_SAMPLE_WIDENING / Math.max(1, Math.min(b.n, SLOW_SPAN_FACTOR * cfg.ewmaSpan));
-  const sigma = Math.max(Math.sqrt(b.variance[i]) * small, cfg.sigmaFloor);
+  return 1 + SMALL_SAMPLE_WIDENING / Math.max(1, Math.min(b.n, SLOW_SPAN_FACTOR * cfg.ewmaSpan));
+}
+
+/**
+ * σ in log space with the floors applied: the relative floor, and the metric's resolution at its current level.
+ * `widening` is smallSampleWidening(b, cfg), passed in by callers that judge every metric of one baseline.
+ */
+export function effectiveSigma(b: Baseline, i: number, cfg: EngineConfig, widening = smallSampleWidening(b, cfg)): number {
+  const sigma = Math.max(Math.sqrt(b.variance[i]) * widening, cfg.sigmaFloor);
   // The resolution floor is log1p(m + r) − log1p(m) = log1p(q) with q = r/(1 + m) ≥ log1p(q): when q
   // is already below σ the floor cannot bind and the logarithm is skipped (the usual case for tokens
-  // and latency, on the per-sample path).
-  const q = CONTINUOUS[i].resolution / (1 + b.linear[i]);
-  return q <= sigma ? sigma : Math.max(sigma, Math.log1p(q));
+  // and latency, on the per-sample path). Tested as r ≤ σ·(1 + m), without the division.
+  const r = CONTINUOUS[i].resolution;
+  const level = 1 + b.linear[i];
+  return r <= sigma * level ? sigma : Math.max(sigma, Math.log1p(r / level));
 }
 
 /**

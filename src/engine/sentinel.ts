@@ -1,7 +1,7 @@
 import { ImmuneError } from '../domain/errors.js';
 import type { AnomalyType } from '../domain/types.js';
 import type { Vitals } from '../domain/vitals.js';
-import { effectiveSigma, log1pOf, type Baseline } from './baseline.js';
+import { effectiveSigma, log1pOf, smallSampleWidening, type Baseline } from './baseline.js';
 import type { EngineConfig } from './config.js';
 import { CONTINUOUS, COST, ERRORS, INPUT, LATENCY, NC, NR, OUTPUT, RATES, readContinuous, readRates, TOKENS, TOOLS } from './metrics.js';
 import { binomialTail, poissonTail, sigmaForTail } from './stats.js';
@@ -363,11 +363,12 @@ function judgeContinuous(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineCo
   const H = cfg.cusumH;
   let f = 0;
   const young = b.n < SLOW_MIN_SAMPLES;
+  const widening = smallSampleWidening(b, cfg);
   readContinuous(v, X);
   for (let i = 0; i < NC; i++) {
     const y = log1pOf(X[i]);
     SAMPLE_LOGS[i] = y;
-    const z = (y - b.mean[i]) / effectiveSigma(b, i, cfg);
+    const z = (y - b.mean[i]) / effectiveSigma(b, i, cfg, widening);
     s.z[i * RING + slot] = z;
     X[i] = z; // the scratch holds this sample's z from here on (jointScore reads it)
     const before = s.cusum[i];
