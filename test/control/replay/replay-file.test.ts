@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { generateTrace } from '../../../bench/detect/generator.js';
 import { ReplayAbort, Replayer, type Detection, type ReplayOptions } from '../../../src/control/replay.js';
 import { EventTimeReplayer } from '../../../src/control/replay/event-time-replayer.js';
-import { replayFile, ReplayInputError, type ReplaySource } from '../../../src/control/replay/replay-file.js';
+import { inputGuess, prestartParseWorker, replayFile, ReplayInputError, type ReplaySource } from '../../../src/control/replay/replay-file.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'replay-file-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -171,5 +171,49 @@ describe('replayFile (parsing in a worker thread)', () => {
     }
     expect(batches).toBe(1);
     expect(r.summary.records).toBeLessThan(clean.length);
+  });
+
+  it('a worker started early on the input guessed from the command line is used when the guess is right', async () => {
+    const path = file('guessed.jsonl', lines.join('\n'));
+    prestartParseWorker({ path });
+    const got = await pipelined({ path });
+    expect(got.out).toBe(ref.out);
+    expect(got.summary).toEqual(ref.summary);
+  });
+
+  it('a wrong guess is thrown away: the input the parsed flags name is replayed', async () => {
+    const other = file('other.jsonl', clean.slice(0, 500).join('\n'));
+    const path = file('named.jsonl', lines.join('\n'));
+    prestartParseWorker({ path: other });
+    const got = await pipelined({ path });
+    expect(got.out).toBe(ref.out);
+    expect(got.summary).toEqual(ref.summary);
+    // A guess that cannot be opened leaves no error behind either.
+    prestartParseWorker({ path: join(dir, 'no-such-file.jsonl') });
+    expect((await pipelined({ path })).summary).toEqual(ref.summary);
+  });
+});
+
+describe('inputGuess (the input file read off an `immune replay` command line before the CLI parses it)', () => {
+  it.each([
+    [['-i', 'a.jsonl'], 'a.jsonl'],
+    [['--input', 'a.jsonl', '-o', 'out.jsonl', '--strict'], 'a.jsonl'],
+    [['--threshold', '3', '--input=a.jsonl'], 'a.jsonl'],
+    [['-ia.jsonl'], 'a.jsonl'],
+  ])('%j names %s', (args, path) => {
+    expect(inputGuess(args)).toEqual({ path });
+  });
+
+  it.each([
+    [[]], // stdin by default
+    [['-i', '-']],
+    [['-o', 'out.jsonl']],
+    [['-i', 'a.jsonl', '--input', 'b.jsonl']], // named twice: the parser decides
+    [['-i']],
+    [['-i', '--strict']],
+    [['--', '-i', 'a.jsonl']],
+    [['-hi', 'a.jsonl']], // -i in a group of short flags
+  ])('%j: no guess', (args) => {
+    expect(inputGuess(args)).toBeNull();
   });
 });
