@@ -157,7 +157,9 @@ export class ImmuneEngine {
     const now = v.timestamp;
     let rt = this.agents.get(v.agent_id);
     if (!rt) rt = this.create(v.agent_id, { ...meta, agent_type: v.agent_type, model: v.model, provider: v.provider, mcp_servers: v.mcp_servers }, now, 'agent', out);
-    rt.last = keepLatest(rt.last, v);
+    // A replay keeps the caller's record (nothing reads it there; the pipelined replay keeps one object per
+    // agent, overwritten by its next record). Live, a copy, so the request's objects die young.
+    rt.last = this.cfg.replayMode ? v : keepLatest(rt.last, v);
     rt.lastSeen = now;
     rt.executions += 1;
     // Through mergeMeta, so that every agent's metadata has one hidden class.
