@@ -58,6 +58,9 @@ export function isReady(b: Baseline, cfg: EngineConfig): boolean {
   return b.n >= cfg.minSamples;
 }
 
+/** CONTINUOUS[i].resolution, read per metric and sample without going through the metric's object. */
+export const RESOLUTION = Float64Array.from(CONTINUOUS, (m) => m.resolution);
+
 /** How much a spread learned from `b.n` samples is widened (the same for every metric of the baseline; see effectiveSigma). */
 export function smallSampleWidening(b: Baseline, cfg: EngineConfig): number {
   // A spread learned from few samples is often too small (15 samples: ±19 %); widen it like a t-quantile would.
@@ -69,13 +72,17 @@ export function smallSampleWidening(b: Baseline, cfg: EngineConfig): number {
  * `widening` is smallSampleWidening(b, cfg), passed in by callers that judge every metric of one baseline.
  */
 export function effectiveSigma(b: Baseline, i: number, cfg: EngineConfig, widening = smallSampleWidening(b, cfg)): number {
-  const sigma = Math.max(Math.sqrt(b.variance[i]) * widening, cfg.sigmaFloor);
+  return flooredSigma(b.variance[i], b.linear[i], RESOLUTION[i], cfg.sigmaFloor, widening);
+}
+
+/** effectiveSigma from the numbers it needs (the sentinel's per-sample loop has them at hand). */
+export function flooredSigma(variance: number, linear: number, resolution: number, floor: number, widening: number): number {
+  const sigma = Math.max(Math.sqrt(variance) * widening, floor);
   // The resolution floor is log1p(m + r) − log1p(m) = log1p(q) with q = r/(1 + m) ≥ log1p(q): when q
   // is already below σ the floor cannot bind and the logarithm is skipped (the usual case for tokens
   // and latency, on the per-sample path). Tested as r ≤ σ·(1 + m), without the division.
-  const r = CONTINUOUS[i].resolution;
-  const level = 1 + b.linear[i];
-  return r <= sigma * level ? sigma : Math.max(sigma, Math.log1p(r / level));
+  const level = 1 + linear;
+  return resolution <= sigma * level ? sigma : Math.max(sigma, Math.log1p(resolution / level));
 }
 
 /**
@@ -87,11 +94,19 @@ export function effectiveSigma(b: Baseline, i: number, cfg: EngineConfig, wideni
  * (the sentinel's SAMPLE_LOGS after judging this very sample), so they are not worked out twice.
  */
 export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Infinity, weight = 1, rateWeight = weight, toolWeight = weight, logs?: Float64Array): void {
-  b.n += 1;
-  const base = Math.max(2 / (cfg.ewmaSpan + 1), 1 / b.n);
-  const baseV = Math.max(2 / (SLOW_SPAN_FACTOR * cfg.ewmaSpan + 1), 1 / b.n);
-  const alphaR = rateWeight * Math.max(2 / (SLOW_SPAN_FACTOR * cfg.ewmaSpan + 1), 1 / b.n);
-  const first = b.n === 1;
+  const n = (b.n += 1);
+  const base = Math.max(2 / (cfg.ewmaSpan + 1), 1 / n);
+  const baseV = Math.max(2 / (SLOW_SPAN_FACTOR * cfg.ewmaSpan + 1), 1 / n);
+  const alphaR = rateWeight * Math.max(2 / (SLOW_SPAN_FACTOR * cfg.ewmaSpan + 1), 1 / n);
+  const first = n === 1;
+  const floor = cfg.sigmaFloor;
+  const settling = n <= cfg.minSamples;
+  // Each metric's state is read into locals once and written back once: the arrays could alias as far
+  // as the compiler knows, so every read after a write to one of them would be a load again.
+  const mean = b.mean;
+  const variance = b.variance;
+  const linear = b.linear;
+  const p95 = b.p95;
   readContinuous(v, X);
   for (let i = 0; i < NC; i++) {
     const w = i === TOOLS ? toolWeight : weight;
@@ -102,29 +117,34 @@ export function learn(b: Baseline, v: Vitals, cfg: EngineConfig, clipSigma = Inf
     const unclipped = logs === undefined ? log1pOf(x) : logs[i];
     let y = unclipped;
     if (first) {
-      b.mean[i] = y;
-      b.variance[i] = 0;
-      b.linear[i] = x;
-      b.p95[i] = y;
+      mean[i] = y;
+      variance[i] = 0;
+      linear[i] = x;
+      p95[i] = y;
       continue;
     }
-    const sd = Math.sqrt(b.variance[i]);
+    const m = mean[i];
+    const vr = variance[i];
+    const sd = Math.sqrt(vr);
     if (clipSigma !== Infinity) {
-      const lim = clipSigma * Math.max(sd, cfg.sigmaFloor);
-      if (y > b.mean[i] + lim) y = b.mean[i] + lim;
-      else if (y < b.mean[i] - lim) y = b.mean[i] - lim;
+      const lim = clipSigma * Math.max(sd, floor);
+      if (y > m + lim) y = m + lim;
+      else if (y < m - lim) y = m - lim;
     }
-    const diff = y - b.mean[i];
-    const incr = alpha * diff;
-    b.mean[i] += incr;
-    b.variance[i] = (1 - alphaV) * (b.variance[i] + alphaV * diff * diff);
-    b.linear[i] += alpha * ((y === unclipped ? x : Math.expm1(y)) - b.linear[i]);
-    if (b.n <= cfg.minSamples) {
-      b.p95[i] = b.mean[i] + 1.645 * Math.sqrt(b.variance[i]);
+    const diff = y - m;
+    const m1 = m + alpha * diff;
+    const vr1 = (1 - alphaV) * (vr + alphaV * diff * diff);
+    mean[i] = m1;
+    variance[i] = vr1;
+    const l = linear[i];
+    linear[i] = l + alpha * ((y === unclipped ? x : Math.expm1(y)) - l);
+    if (settling) {
+      p95[i] = m1 + 1.645 * Math.sqrt(vr1);
     } else {
       // Stochastic-approximation quantile: +0.95·step above, −0.05·step below settles where 5% of samples lie above.
-      const step = 2 * alpha * Math.max(sd, cfg.sigmaFloor);
-      b.p95[i] += y > b.p95[i] ? 0.95 * step : -0.05 * step;
+      const step = 2 * alpha * Math.max(sd, floor);
+      const q = p95[i];
+      p95[i] = q + (y > q ? 0.95 * step : -0.05 * step);
     }
   }
   readRates(v, R);

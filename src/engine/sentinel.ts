@@ -1,7 +1,7 @@
 import { ImmuneError } from '../domain/errors.js';
 import type { AnomalyType } from '../domain/types.js';
 import type { Vitals } from '../domain/vitals.js';
-import { effectiveSigma, log1pOf, smallSampleWidening, type Baseline } from './baseline.js';
+import { effectiveSigma, flooredSigma, log1pOf, RESOLUTION, smallSampleWidening, type Baseline } from './baseline.js';
 import type { EngineConfig } from './config.js';
 import { CONTINUOUS, COST, ERRORS, INPUT, LATENCY, NC, NR, OUTPUT, RATES, readContinuous, readRates, TOKENS, TOOLS } from './metrics.js';
 import { binomialTail, poissonTail, sigmaForTail } from './stats.js';
@@ -364,22 +364,32 @@ function judgeContinuous(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineCo
   let f = 0;
   const young = b.n < SLOW_MIN_SAMPLES;
   const widening = smallSampleWidening(b, cfg);
+  const floor = cfg.sigmaFloor;
+  // The arrays in locals: each is read or written several times per metric.
+  const mean = b.mean;
+  const variance = b.variance;
+  const linear = b.linear;
+  const zs = s.z;
+  const cusum = s.cusum;
+  const slow = s.slow;
+  const run = s.run;
+  const tail = s.tail;
   readContinuous(v, X);
   for (let i = 0; i < NC; i++) {
     const y = log1pOf(X[i]);
     SAMPLE_LOGS[i] = y;
-    const z = (y - b.mean[i]) / effectiveSigma(b, i, cfg, widening);
-    s.z[i * RING + slot] = z;
+    const z = (y - mean[i]) / flooredSigma(variance[i], linear[i], RESOLUTION[i], floor, widening);
+    zs[i * RING + slot] = z;
     X[i] = z; // the scratch holds this sample's z from here on (jointScore reads it)
-    const before = s.cusum[i];
+    const before = cusum[i];
     // The clip only bites above K + H/4 (k ≤ 4), so the run length is only worked out for samples that far out.
-    const step = z <= K + H / 4 ? z : Math.min(z, K + H / requiredRun(s.tail[i]));
+    const step = z <= K + H / 4 ? z : Math.min(z, K + H / requiredRun(tail[i]));
     let c = Math.max(0, before + step - K);
-    const cs = young ? 0 : Math.max(0, s.slow[i] + Math.min(z, SLOW_CLIP) - SLOW_K);
-    if (z >= RUN_Z && c < H && runAbove(s.z, i * RING, slot, RUN_Z)) c = H;
-    s.cusum[i] = c;
-    s.slow[i] = cs;
-    s.run[i] = c > 0 || cs > 0 ? s.run[i] + 1 : 0;
+    const cs = young ? 0 : Math.max(0, slow[i] + Math.min(z, SLOW_CLIP) - SLOW_K);
+    if (z >= RUN_Z && c < H && runAbove(zs, i * RING, slot, RUN_Z)) c = H;
+    cusum[i] = c;
+    slow[i] = cs;
+    run[i] = c > 0 || cs > 0 ? run[i] + 1 : 0;
     const latency = i === LATENCY;
     // Half-way evidence on latency witnesses an outage; on any other metric it is trouble of the agent's own.
     const halfWay = c >= H / 2 || cs >= SLOW_H / 2;
@@ -389,7 +399,7 @@ function judgeContinuous(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineCo
       (halfWay ? (latency ? PROVIDER_SIGNAL : OWN_SIGNAL) : 0) |
       (latency && z >= STRAIN_Z ? STRAINED : 0);
     // The tail is learned from samples that do not continue an excursion.
-    if (before < H / 2) s.tail[i] += (2 / (TAIL_SPAN + 1)) * ((z >= T ? 1 : 0) - s.tail[i]);
+    if (before < H / 2) tail[i] += (2 / (TAIL_SPAN + 1)) * ((z >= T ? 1 : 0) - tail[i]);
   }
 
   const lambda = Math.max(b.toolRate, TOOL_RATE_FLOOR);
@@ -410,15 +420,20 @@ function judgeRates(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig,
   const HR = cfg.rateCusumH;
   const W = cfg.rateWindow;
   let f = 0;
+  const rate = b.rate;
+  const counts = s.counts;
+  const cusum = s.cusum;
+  const slow = s.slow;
+  const run = s.run;
   readRates(v, R);
   for (let j = 0; j < NR; j++) {
     const x = R[j];
-    s.counts[j * W + rslot] = x;
+    counts[j * W + rslot] = x;
     let llr: number;
     let llrSlow: number;
     if (j === ERRORS) {
       f |= x > 0 ? STRAINED : 0;
-      const p0 = Math.max(b.rate[j], cfg.errorRateFloor);
+      const p0 = Math.max(rate[j], cfg.errorRateFloor);
       const failed = x > 0;
       if (failed) {
         if (p0 !== failLlr.p0) setFailLlr(p0);
@@ -427,7 +442,7 @@ function judgeRates(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig,
       llr = pair.fast;
       llrSlow = pair.slow;
     } else {
-      const l0 = Math.max(b.rate[j], cfg.retryRateFloor);
+      const l0 = Math.max(rate[j], cfg.retryRateFloor);
       const l1 = Math.max(3 * l0, l0 + 0.5);
       const l1s = SLOW_RATE_FACTOR * l0;
       const n = Math.min(x, 10);
@@ -436,11 +451,11 @@ function judgeRates(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig,
       llrSlow = n === 0 ? l0 - l1s : n * Math.log(l1s / l0) - (l1s - l0);
     }
     const k = NC + j;
-    const c = Math.max(0, s.cusum[k] + llr);
-    const cs = Math.max(0, s.slow[k] + llrSlow);
-    s.cusum[k] = c;
-    s.slow[k] = cs;
-    s.run[k] = c > 0 || cs > 0 ? s.run[k] + 1 : 0;
+    const c = Math.max(0, cusum[k] + llr);
+    const cs = Math.max(0, slow[k] + llrSlow);
+    cusum[k] = c;
+    slow[k] = cs;
+    run[k] = c > 0 || cs > 0 ? run[k] + 1 : 0;
     // Witness for an outage at 3/4 of h, not half: two failures or a few retries close together reach
     // half of h on about 1 % of a healthy agent's samples, and three such agents at once made false
     // provider incidents in the demo fleet. An outage still gets there within a sample or two more.
