@@ -48,10 +48,17 @@ const SINGLE_CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? (CLIENT === '
 const SINGLE_POOL = 8192;
 const BATCH_POOL = 24;
 
+/**
+ * Record i, for agent i % AGENTS. Every value is a function of the agent, here and in
+ * bench/wrk-single-ingest.lua, so the load stays healthy: when tool calls were 2 + i % 3 here (varying
+ * from one record of an agent to the next, as 10,000 % 3 = 1) but constant per agent in wrk's pool,
+ * the third round's batches raised a third of the agents' tool calls by half over what the paced
+ * rounds had taught, and 256 agents were quarantined for tool loops during the measurement.
+ */
 function record(i: number, now: number): string {
   const a = i % AGENTS;
-  const inTok = 700 + ((i * 7919) % 200);
-  return `{"agent_id":"bench-${a}","agent_type":"Research","timestamp":${now},"latency_ms":${250 + ((i * 31) % 100)},"input_tokens":${inTok},"output_tokens":${350 + ((i * 13) % 80)},"cost":0.0031,"tool_calls":${2 + (i % 3)},"retries":0,"success":true,"model":"GPT-5","prompt_hash":"p1"}`;
+  const inTok = 700 + ((a * 7919) % 200);
+  return `{"agent_id":"bench-${a}","agent_type":"Research","timestamp":${now},"latency_ms":${250 + ((a * 31) % 100)},"input_tokens":${inTok},"output_tokens":${350 + ((a * 13) % 80)},"cost":0.0031,"tool_calls":${2 + (a % 3)},"retries":0,"success":true,"model":"GPT-5","prompt_hash":"p1"}`;
 }
 
 /** With BENCH_PIN=1 servers run on core 0 (`taskset`); this process moves itself to core 1. */

@@ -31,9 +31,10 @@ end
 function init(args)
   local base = (id or 0) * 1000003
   for j = 0, 8191 do
-    local i = base + j
+    local a = (base + j) % agents
+    -- Every value is a function of the agent, as in record(): the load stays healthy.
     local body = string.format('{"agent_id":"bench-%d","agent_type":"Research","timestamp":%s,"latency_ms":%d,"input_tokens":%d,"output_tokens":%d,"cost":0.0031,"tool_calls":%d,"retries":0,"success":true,"model":"GPT-5","prompt_hash":"p1"}',
-      i % agents, stamp, 250 + (i * 31) % 100, 700 + (i * 7919) % 200, 350 + (i * 13) % 80, 2 + i % 3)
+      a, stamp, 250 + (a * 31) % 100, 700 + (a * 7919) % 200, 350 + (a * 13) % 80, 2 + a % 3)
     pool[j + 1] = wrk.format("POST", nil, { ["content-type"] = "application/json", ["x-api-key"] = key }, body)
   end
   if rate > 0 then interval = 1000 / (rate / (tonumber(os.getenv("WRK_THREADS") or "1"))) end
