@@ -67,15 +67,15 @@ export function smallSampleWidening(b: Baseline, cfg: EngineConfig): number {
   return 1 + SMALL_SAMPLE_WIDENING / Math.max(1, Math.min(b.n, SLOW_SPAN_FACTOR * cfg.ewmaSpan));
 }
 
-/**
- * σ in log space with the floors applied: the relative floor, and the metric's resolution at its current level.
- * `widening` is smallSampleWidening(b, cfg), passed in by callers that judge every metric of one baseline.
- */
-export function effectiveSigma(b: Baseline, i: number, cfg: EngineConfig, widening = smallSampleWidening(b, cfg)): number {
-  return flooredSigma(b.variance[i], b.linear[i], RESOLUTION[i], cfg.sigmaFloor, widening);
+/** σ in log space with the floors applied: the relative floor, and the metric's resolution at its current level. */
+export function effectiveSigma(b: Baseline, i: number, cfg: EngineConfig): number {
+  return flooredSigma(b.variance[i], b.linear[i], RESOLUTION[i], cfg.sigmaFloor, smallSampleWidening(b, cfg));
 }
 
-/** effectiveSigma from the numbers it needs (the sentinel's per-sample loop has them at hand). */
+/**
+ * effectiveSigma from the numbers it needs: the sentinel's per-sample loop has them at hand and works
+ * out `widening` (smallSampleWidening) once for all metrics.
+ */
 export function flooredSigma(variance: number, linear: number, resolution: number, floor: number, widening: number): number {
   const sigma = Math.max(Math.sqrt(variance) * widening, floor);
   // The resolution floor is log1p(m + r) − log1p(m) = log1p(q) with q = r/(1 + m) ≥ log1p(q): when q

@@ -38,7 +38,10 @@ export interface EngineConfig {
   fleetHoldSeconds: number;
   /** Pause between healing steps so an operator can follow them (seconds). */
   healingStepDelaySeconds: number;
-  /** In replay, a failed probation waits for normal behaviour instead of escalating (the recording cannot react to actions). */
+  /**
+   * In replay, a failed probation waits for normal behaviour instead of escalating (the recording cannot
+   * react to actions), and an agent's latest sample is the caller's record, not a copy (nothing reads it).
+   */
   replayMode: boolean;
   /** In replay (and tests) severe infections are approved automatically. */
   autoApprove: boolean;

@@ -420,20 +420,15 @@ function judgeRates(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig,
   const HR = cfg.rateCusumH;
   const W = cfg.rateWindow;
   let f = 0;
-  const rate = b.rate;
-  const counts = s.counts;
-  const cusum = s.cusum;
-  const slow = s.slow;
-  const run = s.run;
   readRates(v, R);
   for (let j = 0; j < NR; j++) {
     const x = R[j];
-    counts[j * W + rslot] = x;
+    s.counts[j * W + rslot] = x;
     let llr: number;
     let llrSlow: number;
     if (j === ERRORS) {
       f |= x > 0 ? STRAINED : 0;
-      const p0 = Math.max(rate[j], cfg.errorRateFloor);
+      const p0 = Math.max(b.rate[j], cfg.errorRateFloor);
       const failed = x > 0;
       if (failed) {
         if (p0 !== failLlr.p0) setFailLlr(p0);
@@ -442,7 +437,7 @@ function judgeRates(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig,
       llr = pair.fast;
       llrSlow = pair.slow;
     } else {
-      const l0 = Math.max(rate[j], cfg.retryRateFloor);
+      const l0 = Math.max(b.rate[j], cfg.retryRateFloor);
       const l1 = Math.max(3 * l0, l0 + 0.5);
       const l1s = SLOW_RATE_FACTOR * l0;
       const n = Math.min(x, 10);
@@ -451,11 +446,11 @@ function judgeRates(b: Baseline, s: SentinelState, v: Vitals, cfg: EngineConfig,
       llrSlow = n === 0 ? l0 - l1s : n * Math.log(l1s / l0) - (l1s - l0);
     }
     const k = NC + j;
-    const c = Math.max(0, cusum[k] + llr);
-    const cs = Math.max(0, slow[k] + llrSlow);
-    cusum[k] = c;
-    slow[k] = cs;
-    run[k] = c > 0 || cs > 0 ? run[k] + 1 : 0;
+    const c = Math.max(0, s.cusum[k] + llr);
+    const cs = Math.max(0, s.slow[k] + llrSlow);
+    s.cusum[k] = c;
+    s.slow[k] = cs;
+    s.run[k] = c > 0 || cs > 0 ? s.run[k] + 1 : 0;
     // Witness for an outage at 3/4 of h, not half: two failures or a few retries close together reach
     // half of h on about 1 % of a healthy agent's samples, and three such agents at once made false
     // provider incidents in the demo fleet. An outage still gets there within a sample or two more.

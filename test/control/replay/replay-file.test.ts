@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { generateTrace } from '../../../bench/detect/generator.js';
 import { ReplayAbort, Replayer, type Detection, type ReplayOptions } from '../../../src/control/replay.js';
 import { EventTimeReplayer } from '../../../src/control/replay/event-time-replayer.js';
-import { inputGuess, prestartParseWorker, replayFile, ReplayInputError, type ReplaySource } from '../../../src/control/replay/replay-file.js';
+import { inputGuess, ParseWorker, prestartParseWorker, replayFile, ReplayInputError, type ReplaySource } from '../../../src/control/replay/replay-file.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'replay-file-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -191,6 +191,22 @@ describe('replayFile (parsing in a worker thread)', () => {
     // A guess that cannot be opened leaves no error behind either.
     prestartParseWorker({ path: join(dir, 'no-such-file.jsonl') });
     expect((await pipelined({ path })).summary).toEqual(ref.summary);
+  });
+});
+
+describe('ParseWorker inputs', () => {
+  it('is told its input once, and refuses to read another than the one it started on', async () => {
+    const w = new ParseWorker();
+    try {
+      w.start({ path: join(dir, 'a.jsonl') });
+      expect(w.canRead({ path: join(dir, 'a.jsonl') })).toBe(true);
+      expect(w.canRead({ path: join(dir, 'b.jsonl') })).toBe(false);
+      expect(w.canRead({ fd: 0 })).toBe(false);
+      expect(() => w.start({ path: join(dir, 'a.jsonl') })).toThrow('already has its input');
+      expect(() => w.read({ path: join(dir, 'b.jsonl') })).toThrow('reading another input');
+    } finally {
+      await w.stop();
+    }
   });
 });
 
