@@ -289,6 +289,8 @@ async function main(): Promise<void> {
     // Same load against a bare fastify app, right after: the ratio is what the product costs on top of HTTP.
     const base = await startBaseline();
     const baseSingle = await runSingle({ server: base, path: '/ingest', headers: {}, connections: SINGLE_CONNECTIONS, bodies: pool(SINGLE_POOL, null, next) });
+    // The paced load too: the p99 this machine gives an app that does nothing but parse, at the same rate.
+    const basePaced = CLIENT === 'wrk' && RATE > 0 && ONLY !== 'batched' ? await runWrk({ server: base, path: '/ingest', headers: {}, connections: SINGLE_CONNECTIONS, bodies: [] }, RATE) : null;
     const baseBatch = await run({ server: base, path: '/ingest', headers: {}, connections: 8, bodies: pool(BATCH_POOL, BATCH, next) });
     await base.stop();
     const singleMedian = median(single.map((x) => x.rps));
@@ -305,6 +307,7 @@ async function main(): Promise<void> {
       bare_fastify_same_load: {
         single_rps: Math.round(baseSingle.rps),
         single_p99_ms: baseSingle.p99,
+        ...(basePaced ? { paced_p99_ms: basePaced.p99, paced_rps: Math.round(basePaced.rps), paced_server_cpu_us_per_req: basePaced.serverCpuUsPerReq } : {}),
         batched_vitals_per_s: Math.round(baseBatched),
         server_cpu_us_per_req: { single: baseSingle.serverCpuUsPerReq, batched: baseBatch.serverCpuUsPerReq },
         client_cpu_us_per_req: { single: baseSingle.clientCpuUsPerReq, batched: baseBatch.clientCpuUsPerReq },
