@@ -1,7 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { ImmuneError, isImmuneError } from '../domain/errors.js';
+import { ImmuneError } from '../domain/errors.js';
 import type { Logger } from '../log.js';
+import { toImmuneError } from '../server/error-reply.js';
 import { typeboxValidatorCompiler } from '../server/validator.js';
 import type { Store } from '../store/store.js';
 import { RUN_ID_PATTERN } from './schemas.js';
@@ -48,19 +49,6 @@ function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/** Maps fastify's own errors (body parsing, limits, media types) onto the product's error table. */
-function toImmuneError(err: FastifyError): ImmuneError {
-  const code = err.code ?? '';
-  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ImmuneError('IMM_ERR_BODY_TOO_LARGE', 'request body exceeds the size limit');
-  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ImmuneError('IMM_ERR_UNSUPPORTED_MEDIA', 'unsupported Content-Type: send application/json');
-  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return new ImmuneError('IMM_ERR_MALFORMED_JSON', 'the body is empty; send a JSON object');
-  if (code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError || (err.statusCode === 400 && /JSON/i.test(err.message))) {
-    return new ImmuneError('IMM_ERR_MALFORMED_JSON', `the body is not valid JSON (${err.message})`);
-  }
-  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return new ImmuneError('IMM_ERR_VALIDATION', err.message);
-  return new ImmuneError('IMM_ERR_INTERNAL', 'internal error; see the server log');
-}
-
 /**
  * `immune server-api`: the REST persistence server of the seed's
  * client-deployed architecture, fronting any Store. Seed paths and shapes,
@@ -75,7 +63,7 @@ export async function buildServerApi(o: ServerApiOptions): Promise<FastifyInstan
   app.setValidatorCompiler(typeboxValidatorCompiler);
 
   app.setErrorHandler((err: FastifyError | ImmuneError, req, reply) => {
-    const e = isImmuneError(err) ? err : toImmuneError(err as FastifyError);
+    const e = toImmuneError(err, 'application/json');
     if (e.status >= 500) req.log.error({ err, reqId: req.id }, 'request failed');
     if (e.code === 'IMM_ERR_STORE_UNAVAILABLE') reply.header('retry-after', '1');
     return reply.code(e.status).send(e.toJSON());

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { ImmuneError, isImmuneError } from '../../domain/errors.js';
+import { ImmuneError } from '../../domain/errors.js';
+import { toImmuneError } from '../../server/error-reply.js';
 import { contentCodingOf, encodingOf } from './decode-request.js';
 import { encodeExportResponse, encodeRpcStatus } from './export-response.js';
 import type { OtlpTraceReceiver } from './trace-receiver.js';
@@ -29,7 +30,11 @@ export function otlpTraceRoutes(opts: OtlpTraceRoutesOptions): FastifyPluginAsyn
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
 
-    app.setErrorHandler((err: FastifyError | ImmuneError, req, reply) => sendError(toImmuneError(err, req), req, reply));
+    app.setErrorHandler((err: FastifyError | ImmuneError, req, reply) => {
+      const e = toImmuneError(err);
+      if (e.status >= 500) req.log.error({ err, reqId: req.id }, 'otlp: request failed');
+      return sendError(e, req, reply);
+    });
 
     app.addHook('onRequest', async (req, reply) => {
       try {
@@ -71,16 +76,6 @@ function protobufClient(req: FastifyRequest): boolean {
   } catch {
     return false;
   }
-}
-
-function toImmuneError(err: FastifyError | ImmuneError, req: FastifyRequest): ImmuneError {
-  if (isImmuneError(err)) return err;
-  const status = err.statusCode ?? 500;
-  if (status === 413) return new ImmuneError('IMM_ERR_BODY_TOO_LARGE', `request body exceeds the limit: ${err.message}`, {}, { cause: err });
-  if (status === 415) return new ImmuneError('IMM_ERR_UNSUPPORTED_MEDIA', err.message, {}, { cause: err });
-  if (status >= 400 && status < 500) return new ImmuneError('IMM_ERR_VALIDATION', err.message, {}, { cause: err });
-  req.log.error({ err, reqId: req.id }, 'otlp: request failed');
-  return new ImmuneError('IMM_ERR_INTERNAL', 'internal error; see the server log', {}, { cause: err });
 }
 
 /**
