@@ -7,6 +7,7 @@
  *   BENCH_PIN=1 npm run bench:http     # server (and its SQLite thread) on core 0, autocannon on core 1 (taskset)
  *   BENCH_SERVER_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench:http   # profile the server
  *   BENCH_CLIENT=autocannon npm run bench:http   # single-record load from autocannon even when wrk is installed
+ *   BENCH_AB_BIN=/tmp/other/bin/immune.js BENCH_ROUNDS=6 npm run bench:http   # paced p99 of two builds, in alternating pairs
  *
  * Reports requests/s and latency percentiles for single-record ingest, vitals/s for batched ingest,
  * the load average before and after, the server's CPU per request (all threads, and its main thread
@@ -113,9 +114,9 @@ async function startNode(args: (port: number) => string[], env: NodeJS.ProcessEn
   };
 }
 
-function startServer(cacheDir: string): Promise<Server> {
+function startServer(cacheDir: string, bin = BIN): Promise<Server> {
   return startNode(
-    (port) => [...SERVER_ARGS, BIN, 'serve', '--port', String(port)],
+    (port) => [...SERVER_ARGS, bin, 'serve', '--port', String(port)],
     { ...process.env, INGEST_API_KEY: KEY, OPERATOR_TOKEN: 'bench-operator-token-00000000', IMMUNE_CACHE_DIR: cacheDir, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', LOG_FORMAT: 'json' },
     async (url) => (await fetch(`${url}/healthz`)).ok,
   );
@@ -238,6 +239,52 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/** Every agent past its learning phase (full detection work per sample), and the single-record path compiled. */
+async function warm(server: Server, next: () => number): Promise<void> {
+  for (let sent = 0; sent < AGENTS * 16; sent += BATCH) {
+    const [body] = pool(1, BATCH, next);
+    const r = await fetch(`${server.url}/api/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY }, body });
+    if (!r.ok) throw new Error(`warm-up failed: ${r.status} ${await r.text()}`);
+  }
+  // The batches above leave the single-record path cold: its first second (JIT compilation) would
+  // otherwise land in the first measured round — a server in service has long been warm.
+  if (ONLY !== 'batched') await runSingle({ server, path: '/api/v1/ingest', headers: { 'x-api-key': KEY }, connections: SINGLE_CONNECTIONS, bodies: pool(SINGLE_POOL, null, next), seconds: 3 });
+}
+
+/**
+ * BENCH_AB_BIN=<other build's bin/immune.js>: the paced single-record load against two builds running
+ * side by side, alternating A, B, B, A, … for BENCH_ROUNDS pairs (default 3). The machine's speed swings
+ * 2× within minutes here, so only runs this close in time compare; the output has each pair and the
+ * median of the B/A ratios of their p99.
+ */
+async function pacedAB(binB: string): Promise<void> {
+  if (CLIENT !== 'wrk' || RATE <= 0) throw new Error('BENCH_AB_BIN needs wrk (apt-get install wrk) and BENCH_RATE > 0');
+  const dirs = [mkdtempSync(join(tmpdir(), 'immune-bench-a-')), mkdtempSync(join(tmpdir(), 'immune-bench-b-'))];
+  const servers: Server[] = [];
+  let i = 0;
+  const next = () => i++;
+  try {
+    servers.push(await startServer(dirs[0], BIN), await startServer(dirs[1], binB));
+    for (const s of servers) await warm(s, next);
+    const pairs = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const p99 = [NaN, NaN];
+      const rps = [NaN, NaN];
+      for (const k of round % 2 === 0 ? [0, 1] : [1, 0]) {
+        phase(`pair ${round + 1}: ${k === 0 ? 'A' : 'B'} paced at ${RATE}/s`);
+        const r = await runWrk({ server: servers[k], path: '/api/v1/ingest', headers: { 'x-api-key': KEY }, connections: SINGLE_CONNECTIONS, bodies: [] }, RATE);
+        p99[k] = r.p99;
+        rps[k] = Math.round(r.rps);
+      }
+      pairs.push({ a_p99_ms: p99[0], b_p99_ms: p99[1], a_rps: rps[0], b_rps: rps[1], ratio: Math.round((p99[1] / p99[0]) * 100) / 100 });
+    }
+    console.log(JSON.stringify({ a: BIN, b: binB, offered_rps: RATE, pairs, median_p99_ms: { a: median(pairs.map((p) => p.a_p99_ms)), b: median(pairs.map((p) => p.b_p99_ms)) }, median_ratio_b_to_a: median(pairs.map((p) => p.ratio)) }, null, 2));
+  } finally {
+    for (const s of servers) await s.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   if (PIN) spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   const loadBefore = load();
@@ -247,17 +294,8 @@ async function main(): Promise<void> {
   const next = () => i++;
   let stopped = false;
   try {
-    // Warm every agent past its learning phase so the engine does full detection work per sample.
-    for (let sent = 0; sent < AGENTS * 16; sent += BATCH) {
-      const [body] = pool(1, BATCH, next);
-      const r = await fetch(`${server.url}/api/v1/ingest`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY }, body });
-      if (!r.ok) throw new Error(`warm-up failed: ${r.status} ${await r.text()}`);
-    }
-
+    await warm(server, next);
     const ingest = { server, path: '/api/v1/ingest', headers: { 'x-api-key': KEY } };
-    // The batches above leave the single-record path cold: its first second (JIT compilation) would
-    // otherwise land in the first measured round — a server in service has long been warm.
-    if (ONLY !== 'batched') await runSingle({ ...ingest, connections: SINGLE_CONNECTIONS, bodies: pool(SINGLE_POOL, null, next), seconds: 3 });
     const single = [];
     const paced = [];
     const batched = [];
@@ -323,4 +361,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (process.env.BENCH_AB_BIN) await pacedAB(process.env.BENCH_AB_BIN);
+else await main();
