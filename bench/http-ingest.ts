@@ -114,9 +114,9 @@ async function startNode(args: (port: number) => string[], env: NodeJS.ProcessEn
   };
 }
 
-function startServer(cacheDir: string, bin = BIN): Promise<Server> {
+function startServer(cacheDir: string, bin = BIN, nodeArgs: string[] = []): Promise<Server> {
   return startNode(
-    (port) => [...SERVER_ARGS, bin, 'serve', '--port', String(port)],
+    (port) => [...SERVER_ARGS, ...nodeArgs, bin, 'serve', '--port', String(port)],
     { ...process.env, INGEST_API_KEY: KEY, OPERATOR_TOKEN: 'bench-operator-token-00000000', IMMUNE_CACHE_DIR: cacheDir, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', LOG_FORMAT: 'json' },
     async (url) => (await fetch(`${url}/healthz`)).ok,
   );
@@ -253,7 +253,8 @@ async function warm(server: Server, next: () => number): Promise<void> {
 
 /**
  * BENCH_AB_BIN=<other build's bin/immune.js>: the paced single-record load against two builds running
- * side by side, alternating A, B, B, A, … for BENCH_ROUNDS pairs (default 3). The machine's speed swings
+ * side by side, alternating A, B, B, A, … for BENCH_ROUNDS pairs (default 3). BENCH_AB_ARGS: Node
+ * options for B only (BENCH_AB_BIN=bin/immune.js BENCH_AB_ARGS=--max-semi-space-size=32 compares a flag). The machine's speed swings
  * 2× within minutes here, so only runs this close in time compare; the output has each pair and the
  * median of the B/A ratios of their p99.
  */
@@ -264,7 +265,8 @@ async function pacedAB(binB: string): Promise<void> {
   let i = 0;
   const next = () => i++;
   try {
-    servers.push(await startServer(dirs[0], BIN), await startServer(dirs[1], binB));
+    const argsB = (process.env.BENCH_AB_ARGS ?? '').split(' ').filter((a) => a !== '');
+    servers.push(await startServer(dirs[0], BIN), await startServer(dirs[1], binB, argsB));
     for (const s of servers) await warm(s, next);
     const pairs = [];
     for (let round = 0; round < ROUNDS; round++) {
@@ -278,7 +280,7 @@ async function pacedAB(binB: string): Promise<void> {
       }
       pairs.push({ a_p99_ms: p99[0], b_p99_ms: p99[1], a_rps: rps[0], b_rps: rps[1], ratio: Math.round((p99[1] / p99[0]) * 100) / 100 });
     }
-    console.log(JSON.stringify({ a: BIN, b: binB, offered_rps: RATE, pairs, median_p99_ms: { a: median(pairs.map((p) => p.a_p99_ms)), b: median(pairs.map((p) => p.b_p99_ms)) }, median_ratio_b_to_a: median(pairs.map((p) => p.ratio)) }, null, 2));
+    console.log(JSON.stringify({ a: BIN, b: [...argsB, binB].join(' '), offered_rps: RATE, pairs, median_p99_ms: { a: median(pairs.map((p) => p.a_p99_ms)), b: median(pairs.map((p) => p.b_p99_ms)) }, median_ratio_b_to_a: median(pairs.map((p) => p.ratio)) }, null, 2));
   } finally {
     for (const s of servers) await s.stop();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
