@@ -239,6 +239,9 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/** The product's ingest route on `server`, with the key: what every load of this benchmark targets. */
+const ingestOn = (server: Server) => ({ server, path: '/api/v1/ingest', headers: { 'x-api-key': KEY } });
+
 /** Every agent past its learning phase (full detection work per sample), and the single-record path compiled. */
 async function warm(server: Server, next: () => number): Promise<void> {
   for (let sent = 0; sent < AGENTS * 16; sent += BATCH) {
@@ -248,15 +251,15 @@ async function warm(server: Server, next: () => number): Promise<void> {
   }
   // The batches above leave the single-record path cold: its first second (JIT compilation) would
   // otherwise land in the first measured round — a server in service has long been warm.
-  if (ONLY !== 'batched') await runSingle({ server, path: '/api/v1/ingest', headers: { 'x-api-key': KEY }, connections: SINGLE_CONNECTIONS, bodies: pool(SINGLE_POOL, null, next), seconds: 3 });
+  if (ONLY !== 'batched') await runSingle({ ...ingestOn(server), connections: SINGLE_CONNECTIONS, bodies: pool(SINGLE_POOL, null, next), seconds: 3 });
 }
 
 /**
  * BENCH_AB_BIN=<other build's bin/immune.js>: the paced single-record load against two builds running
  * side by side, alternating A, B, B, A, … for BENCH_ROUNDS pairs (default 3). BENCH_AB_ARGS: Node
- * options for B only (BENCH_AB_BIN=bin/immune.js BENCH_AB_ARGS=--max-semi-space-size=32 compares a flag). The machine's speed swings
- * 2× within minutes here, so only runs this close in time compare; the output has each pair and the
- * median of the B/A ratios of their p99.
+ * options for B only (BENCH_AB_BIN=bin/immune.js BENCH_AB_ARGS=--max-semi-space-size=32 compares a
+ * flag). The machine's speed swings 2× within minutes here, so only runs this close in time compare;
+ * the output has each pair and the median of the B/A ratios of their p99.
  */
 async function pacedAB(binB: string): Promise<void> {
   if (CLIENT !== 'wrk' || RATE <= 0) throw new Error('BENCH_AB_BIN needs wrk (apt-get install wrk) and BENCH_RATE > 0');
@@ -274,7 +277,7 @@ async function pacedAB(binB: string): Promise<void> {
       const rps = [NaN, NaN];
       for (const k of round % 2 === 0 ? [0, 1] : [1, 0]) {
         phase(`pair ${round + 1}: ${k === 0 ? 'A' : 'B'} paced at ${RATE}/s`);
-        const r = await runWrk({ server: servers[k], path: '/api/v1/ingest', headers: { 'x-api-key': KEY }, connections: SINGLE_CONNECTIONS, bodies: [] }, RATE);
+        const r = await runWrk({ ...ingestOn(servers[k]), connections: SINGLE_CONNECTIONS, bodies: [] }, RATE);
         p99[k] = r.p99;
         rps[k] = Math.round(r.rps);
       }
@@ -297,7 +300,7 @@ async function main(): Promise<void> {
   let stopped = false;
   try {
     await warm(server, next);
-    const ingest = { server, path: '/api/v1/ingest', headers: { 'x-api-key': KEY } };
+    const ingest = ingestOn(server);
     const single = [];
     const paced = [];
     const batched = [];

@@ -191,6 +191,21 @@ describe('POST /v1/traces over HTTP', () => {
     await app2.close();
   });
 
+  it('answers 500 for a receiver that fails unexpectedly: the cause goes to the log, not to the client', async () => {
+    const failing = new OtlpTraceReceiver({ onVitals: () => {} });
+    failing.receiveBody = async () => {
+      throw new Error('disk on fire');
+    };
+    const logged: string[] = [];
+    const app2 = Fastify({ logger: { level: 'error', stream: { write: (line: string) => void logged.push(line) } } });
+    await app2.register(otlpTraceRoutes({ receiver: failing, authenticate }));
+    const res = await app2.inject({ method: 'POST', url: '/v1/traces', headers: { 'x-api-key': KEY, 'content-type': 'application/json' }, payload: '{}' });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({ ok: false, code: 'IMM_ERR_INTERNAL', error: 'internal error; see the server log' });
+    expect(logged.some((l) => l.includes('otlp: request failed') && l.includes('disk on fire'))).toBe(true);
+    await app2.close();
+  });
+
   it('answers 413 for a body over the route limit', async () => {
     const res = await post(Buffer.alloc(300 * 1024), { 'content-type': 'application/x-protobuf' });
     expect(res.status).toBe(413);
