@@ -8,6 +8,7 @@
  *   BENCH_SERVER_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npm run bench:http   # profile the server
  *   BENCH_CLIENT=autocannon npm run bench:http   # single-record load from autocannon even when wrk is installed
  *   BENCH_AB_BIN=/tmp/other/bin/immune.js BENCH_ROUNDS=6 npm run bench:http   # paced p99 of two builds, in alternating pairs
+ *   BENCH_STALL_SECONDS=0 npm run bench:http   # without the 5 s vCPU stall probe first (bench/vcpu-stalls.ts)
  *
  * Reports requests/s and latency percentiles for single-record ingest, vitals/s for batched ingest,
  * the load average before and after, the server's CPU per request (all threads, and its main thread
@@ -19,6 +20,7 @@ import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { measureVcpuStalls } from './vcpu-stalls.js';
 
 const KEY = 'bench-ingest-key-000000000000';
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 10_000);
@@ -231,6 +233,13 @@ interface RunResult {
 
 const load = () => Math.round(loadavg()[0] * 100) / 100;
 
+/**
+ * The machine's own pauses, 5 s on the idle machine before anything starts (bench/vcpu-stalls.ts):
+ * the hypervisor's share of any p99 below. BENCH_STALL_SECONDS=0 skips it.
+ */
+const STALL_SECONDS = Number(process.env.BENCH_STALL_SECONDS ?? 5);
+const vcpuStalls = () => (STALL_SECONDS > 0 ? measureVcpuStalls(STALL_SECONDS) : Promise.resolve(null));
+
 /** Progress on stderr, with the time: to line a round up with the server's own log (BENCH_SERVER_LOG). */
 const phase = (what: string) => process.stderr.write(`${new Date().toISOString()} ${what}\n`);
 
@@ -263,6 +272,7 @@ async function warm(server: Server, next: () => number): Promise<void> {
  */
 async function pacedAB(binB: string): Promise<void> {
   if (CLIENT !== 'wrk' || RATE <= 0) throw new Error('BENCH_AB_BIN needs wrk (apt-get install wrk) and BENCH_RATE > 0');
+  const stalls = await vcpuStalls();
   const dirs = [mkdtempSync(join(tmpdir(), 'immune-bench-a-')), mkdtempSync(join(tmpdir(), 'immune-bench-b-'))];
   const servers: Server[] = [];
   let i = 0;
@@ -283,7 +293,7 @@ async function pacedAB(binB: string): Promise<void> {
       }
       pairs.push({ a_p99_ms: p99[0], b_p99_ms: p99[1], a_rps: rps[0], b_rps: rps[1], ratio: Math.round((p99[1] / p99[0]) * 100) / 100 });
     }
-    console.log(JSON.stringify({ a: BIN, b: [...argsB, binB].join(' '), offered_rps: RATE, pairs, median_p99_ms: { a: median(pairs.map((p) => p.a_p99_ms)), b: median(pairs.map((p) => p.b_p99_ms)) }, median_ratio_b_to_a: median(pairs.map((p) => p.ratio)) }, null, 2));
+    console.log(JSON.stringify({ a: BIN, b: [...argsB, binB].join(' '), offered_rps: RATE, vcpu_stalls_before: stalls, pairs, median_p99_ms: { a: median(pairs.map((p) => p.a_p99_ms)), b: median(pairs.map((p) => p.b_p99_ms)) }, median_ratio_b_to_a: median(pairs.map((p) => p.ratio)) }, null, 2));
   } finally {
     for (const s of servers) await s.stop();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -293,6 +303,7 @@ async function pacedAB(binB: string): Promise<void> {
 async function main(): Promise<void> {
   if (PIN) spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   const loadBefore = load();
+  const stalls = await vcpuStalls();
   const cacheDir = mkdtempSync(join(tmpdir(), 'immune-bench-'));
   const server = await startServer(cacheDir);
   let i = 0;
@@ -324,7 +335,7 @@ async function main(): Promise<void> {
       }
     }
     phase('rounds done');
-    const store = await (await fetch(`${server.url}/readyz`)).json();
+    const store = (await (await fetch(`${server.url}/readyz`)).json()) as { store?: { kind?: string } };
     const stopStarted = Date.now();
     await server.stop();
     const stopMs = Date.now() - stopStarted;
@@ -345,6 +356,7 @@ async function main(): Promise<void> {
       single_record_client: CLIENT,
       pinned: PIN ? 'server on core 0, load generator on core 1' : false,
       load_average_1m: { before: loadBefore, after: load() },
+      vcpu_stalls_before: stalls,
       // SIGTERM to exit: it waits for connections autocannon leaves open, then saves the detection state.
       server_stop_ms: stopMs,
       bare_fastify_same_load: {
