@@ -53,7 +53,8 @@ function cli(path: string, viaStdin: boolean, env: NodeJS.ProcessEnv = process.e
     const child = spawn(process.execPath, args, { stdio: [input, 'ignore', 'pipe'], env });
     if (typeof input === 'number') closeSync(input);
     let err = '';
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    // stdio[2] is 'pipe', so stderr is there; the fd in stdio[0] only keeps TypeScript from picking the typed overload.
+    child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
       const seconds = (performance.now() - t0) / 1000;
@@ -176,7 +177,7 @@ async function main(): Promise<void> {
     .option('--keep <file>', 'write the trace to this file and keep it (for profiling `immune replay` on it)')
     .option('--engine-only <file>', '(internal) time the engine alone over this file and print JSON')
     .parse()
-    .opts<{ agents: string; hours: string; runs: string; engineOnly?: string }>();
+    .opts<{ agents: string; hours: string; runs: string; keep?: string; engineOnly?: string }>();
   if (o.engineOnly) return engineOnlyChild(o.engineOnly);
   if (!existsSync('dist/cli/main.js')) throw new Error('dist/cli/main.js is missing: run "npm run build" first');
   if (statSync('dist/control/replay/replay-file.js').mtimeMs < statSync('src/control/replay/replay-file.ts').mtimeMs) process.stderr.write('warning: dist/ is older than src/: run "npm run build"\n');

@@ -1,5 +1,12 @@
+import type { MessagePort } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { SharedBytes } from '../../src/state/shared-bytes.js';
+
+/**
+ * Node's MessagePort is an EventTarget whose `onmessage` handler gets a MessageEvent (setting it starts
+ * the port), but @types/node declares only its EventEmitter side: this adds the handler to the type.
+ */
+type WithOnMessage<T> = MessagePort & { onmessage: ((m: { data: T }) => void) | null };
 
 describe('SharedBytes', () => {
   it('is the UTF-8 of the pieces in order, across growth and multi-byte characters', () => {
@@ -17,7 +24,7 @@ describe('SharedBytes', () => {
     expect(out.bytes().buffer).toBeInstanceOf(SharedArrayBuffer);
     const { port1, port2 } = new MessageChannel();
     return new Promise<void>((done) => {
-      port2.onmessage = (m: MessageEvent<Uint8Array>) => {
+      (port2 as WithOnMessage<Uint8Array>).onmessage = (m) => {
         // The same memory on the other side: a write through one view shows in the other.
         out.bytes()[0] = '['.charCodeAt(0);
         expect(Buffer.from(m.data).toString()).toBe('["seq":1}');

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SEAL_PIECE_ROWS, SEGMENT_ROWS } from '../../src/store/sqlite-segments.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
+import type { Vitals } from '../../src/domain/vitals.js';
 import { vitals } from './contract.js';
 
 const dirs: string[] = [];
@@ -57,7 +58,7 @@ describe('sqlite store: vitals spread over many segments', () => {
         }
         expect(await sqlite.vitalsCount('r', agent)).toBe(await memory.vitalsCount('r', agent));
       }
-      const byAgent = (xs: { agent_id: string }[]) => [...xs].sort((a, b) => a.agent_id.localeCompare(b.agent_id));
+      const byAgent = (xs: Vitals[]) => [...xs].sort((a, b) => a.agent_id.localeCompare(b.agent_id));
       expect(byAgent(await sqlite.latestVitals('r')).map(key)).toEqual(byAgent(await memory.latestVitals('r')).map(key));
       expect(await sqlite.vitalsCount('r')).toBe(total);
     } finally {
@@ -111,7 +112,7 @@ describe('sqlite store: a full segment is sealed a piece per write', () => {
         expect(await s.vitalsCount('r', agent), `${when}: count ${agent}`).toBe(await memory.vitalsCount('r', agent));
       }
       expect(await s.vitalsCount('r'), `${when}: count of the run`).toBe(await memory.vitalsCount('r'));
-      const byAgent = (xs: { agent_id: string }[]) => xs.map(key).sort();
+      const byAgent = (xs: Vitals[]) => xs.map(key).sort();
       expect(byAgent(await s.latestVitals('r')), `${when}: latest`).toEqual(byAgent(await memory.latestVitals('r')));
     };
     let i = 0;

@@ -30,8 +30,8 @@ function summary(id: string, extra: Partial<ServerSummary> = {}): ServerSummary 
 const sick = summary('b', {
   status: 'pending_approval' as ServerSummary['status'],
   latest: null,
-  infection: { timestamp: 105, max_deviation: 7.5, severity: 'severe', anomalies: ['tool_calls'], deviations: { tool_calls: 7.5 } } as ServerSummary['infection'],
-  diagnosis: { diagnosis: 'tool_loop', confidence: 0.8, reasoning: 'calls spiked', hypotheses: [{ diagnosis: 'tool_loop', confidence: 0.8, reasoning: 'calls spiked' }] } as ServerSummary['diagnosis'],
+  infection: { timestamp: 105, max_deviation: 7.5, severity: 'severe', anomalies: ['tool_explosion'], deviations: { tool_calls: 7.5 } },
+  diagnosis: { diagnosis: 'infinite_loop', confidence: 0.8, reasoning: 'calls spiked', hypotheses: [{ diagnosis: 'infinite_loop', confidence: 0.8, reasoning: 'calls spiked' }] },
   decided_by: null,
 });
 

@@ -5,8 +5,15 @@ import { parseLine } from '../../../src/control/replay/parse-line.js';
 import { ChunkWriter, vitalsAt } from '../../../src/control/replay/vitals-chunk.js';
 import { BLANK, LIMITS, RECORD, scanLine, UNSURE } from '../../../src/control/replay/vitals-scanner.js';
 import { VitalsInputSchema, type Vitals } from '../../../src/domain/vitals.js';
+import type { TArrayOptions, TNumberOptions, TSchema, TStringOptions } from 'typebox';
 
 const NOW = 1_767_225_600.5;
+
+/**
+ * The options a schema was built with (maxLength, maxItems, minimum, …). A typebox schema is plain JSON
+ * Schema, so they are on it at runtime, but its static types (TString, TNumber, TArray) do not declare them.
+ */
+const options = (schema: TSchema) => schema as TStringOptions & TNumberOptions & TArrayOptions;
 
 /** What the fast scanner makes of one line: the record, null for blank, or 'unsure' (left to parseLine). */
 function scan(line: string | Buffer): Vitals | null | 'unsure' {
@@ -153,20 +160,20 @@ describe('scanLine (the fast path of the replay parse worker)', () => {
 
   it('keeps the limits it repeats in line with the vitals schema', () => {
     const p = VitalsInputSchema.properties;
-    expect(p.agent_id.maxLength).toBe(LIMITS.agentId);
-    expect(p.agent_type.maxLength).toBe(LIMITS.agentType);
-    expect(p.provider.maxLength).toBe(LIMITS.provider);
-    for (const k of ['model', 'error_type', 'prompt_hash'] as const) expect(p[k].maxLength).toBe(LIMITS.label);
-    expect(p.mcp_servers.maxItems).toBe(LIMITS.mcpServers);
-    expect(p.tool_names.maxItems).toBe(LIMITS.toolNames);
-    expect(p.mcp_servers.items.maxLength).toBe(LIMITS.listItem);
-    expect(p.tool_names.items.maxLength).toBe(LIMITS.listItem);
+    expect(options(p.agent_id).maxLength).toBe(LIMITS.agentId);
+    expect(options(p.agent_type).maxLength).toBe(LIMITS.agentType);
+    expect(options(p.provider).maxLength).toBe(LIMITS.provider);
+    for (const k of ['model', 'error_type', 'prompt_hash'] as const) expect(options(p[k]).maxLength).toBe(LIMITS.label);
+    expect(options(p.mcp_servers).maxItems).toBe(LIMITS.mcpServers);
+    expect(options(p.tool_names).maxItems).toBe(LIMITS.toolNames);
+    expect(options(p.mcp_servers.items).maxLength).toBe(LIMITS.listItem);
+    expect(options(p.tool_names.items).maxLength).toBe(LIMITS.listItem);
     for (const k of ['latency_ms', 'input_tokens', 'output_tokens', 'token_count', 'cost', 'tool_calls', 'retries'] as const) {
-      expect(p[k].maximum).toBe(LIMITS.maxNumber);
-      expect(p[k].minimum).toBe(0);
+      expect(options(p[k]).maximum).toBe(LIMITS.maxNumber);
+      expect(options(p[k]).minimum).toBe(0);
     }
-    expect(p.timestamp.minimum).toBe(0);
-    expect(p.timestamp.maximum).toBeUndefined();
+    expect(options(p.timestamp).minimum).toBe(0);
+    expect(options(p.timestamp).maximum).toBeUndefined();
     expect(Object.keys(p).sort()).toEqual(['agent_id', 'agent_type', 'cost', 'error_type', 'input_tokens', 'latency_ms', 'mcp_servers', 'model', 'output_tokens', 'prompt_hash', 'provider', 'retries', 'success', 'timestamp', 'token_count', 'tool_calls', 'tool_names'].sort());
   });
 
