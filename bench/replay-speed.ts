@@ -39,6 +39,9 @@ interface Timing {
   engineCpu?: number;
 }
 
+/** The path every rate is compared with (×1.00): the replay before the pipelined one. */
+const BASELINE = 'single-threaded Replayer (lineBatchesOf; before)';
+
 /**
  * `node bin/immune.js replay` on the file (or on stdin), output discarded; wall time. `engineCpu`: also
  * preload thread-cpu.cjs to read the engine thread's CPU at exit (it adds ~15 ms of start-up, so the
@@ -187,20 +190,21 @@ async function main(): Promise<void> {
   try {
     writeTrace(file, Number(o.agents), Number(o.hours));
     const mb = statSync(file).size / 1e6;
-    const paths: Array<[string, () => Promise<Timing> | Timing]> = [
-      ['immune replay -i file (CLI, wall time incl. start-up)', () => cli(file, false)],
-      ['immune replay < file (CLI on stdin, wall time, engine CPU read at exit)', () => cli(file, true, process.env, true)],
-      ['pipelined replay in-process (replayFile)', () => pipelined(file)],
-      ['single-threaded Replayer (lineBatchesOf; before)', () => singleThreaded(file)],
-      ['parse only: read + split + JSON.parse + parseVitals', () => parseReference(file)],
-      ['parse only: read + split + scanLine (the worker)', () => parseScanner(file)],
-      ['engine only: EventTimeReplayer.record, pre-parsed', () => engineOnly(file)],
+    /** `cli`: the short name a CLI path goes by in the notes under the table. */
+    const paths: Array<{ name: string; run: () => Promise<Timing> | Timing; cli?: string }> = [
+      { name: 'immune replay -i file (CLI, wall time incl. start-up)', run: () => cli(file, false), cli: 'file' },
+      { name: 'immune replay < file (CLI on stdin, wall time, engine CPU read at exit)', run: () => cli(file, true, process.env, true), cli: 'stdin' },
+      { name: 'pipelined replay in-process (replayFile)', run: () => pipelined(file) },
+      { name: BASELINE, run: () => singleThreaded(file) },
+      { name: 'parse only: read + split + JSON.parse + parseVitals', run: () => parseReference(file) },
+      { name: 'parse only: read + split + scanLine (the worker)', run: () => parseScanner(file) },
+      { name: 'engine only: EventTimeReplayer.record, pre-parsed', run: () => engineOnly(file) },
     ];
     // Some sandboxes set NODE_EXTRA_CA_CERTS for every process; Node then parses that CA bundle at
     // start-up (~50 ms here), before any of the CLI's code runs. Shown apart when it is set.
     if (process.env.NODE_EXTRA_CA_CERTS) {
       const { NODE_EXTRA_CA_CERTS: _, ...without } = process.env;
-      paths.push(['immune replay -i file, without NODE_EXTRA_CA_CERTS', () => cli(file, false, without)]);
+      paths.push({ name: 'immune replay -i file, without NODE_EXTRA_CA_CERTS', run: () => cli(file, false, without), cli: 'file, without NODE_EXTRA_CA_CERTS' });
     }
     // Warm-up: JIT, file cache, the CLI's module cache.
     await pipelined(file);
@@ -211,12 +215,11 @@ async function main(): Promise<void> {
     const rates = paths.map(() => [] as number[]);
     const reported = paths.map(() => [] as number[]);
     const engineCpu = paths.map(() => [] as number[]);
-    const cliName = (p: number) => (p === 0 ? 'file' : p === 1 ? 'stdin' : 'file, without NODE_EXTRA_CA_CERTS');
     let records = 0;
     const loadBefore = load();
     for (let i = 0; i < Number(o.runs); i++) {
       for (let p = 0; p < paths.length; p++) {
-        const t = await paths[p][1]();
+        const t = await paths[p].run();
         rates[p].push(t.records / t.seconds);
         if (t.reported !== undefined) reported[p].push(t.reported);
         if (t.engineCpu !== undefined) engineCpu[p].push(t.engineCpu);
@@ -224,20 +227,20 @@ async function main(): Promise<void> {
       }
     }
     const loadAfter = load();
-    const base = median(rates[3]);
+    const base = median(rates[paths.findIndex((x) => x.name === BASELINE)]);
     let text = `replay: ${fmt(records)} vitals (${mb.toFixed(0)} MB) from ${o.agents} agents; median of ${o.runs} rounds, min–max in brackets\n`;
     text += `load average (1/5/15 min) before: ${loadBefore}, after: ${loadAfter}\n`;
-    paths.forEach(([name], p) => {
+    paths.forEach(({ name }, p) => {
       const r = rates[p];
       text += `  ${name.padEnd(56)} ${fmt(median(r)).padStart(9)} vitals/s  [${fmt(Math.min(...r))}–${fmt(Math.max(...r))}]  ×${(median(r) / base).toFixed(2)}\n`;
     });
-    for (let p = 0; p < paths.length; p++) if (reported[p].length > 0) text += `  (${cliName(p)}: immune replay's own figure, start-up excluded: median ${fmt(median(reported[p]))} vitals/s)\n`;
+    for (let p = 0; p < paths.length; p++) if (reported[p].length > 0) text += `  (${paths[p].cli}: immune replay's own figure, start-up excluded: median ${fmt(median(reported[p]))} vitals/s)\n`;
     for (let p = 0; p < paths.length; p++) {
       if (engineCpu[p].length === 0) continue;
       const cpu = median(engineCpu[p]);
-      text += `  (${cliName(p)}: engine-thread CPU, start-up included: median ${cpu.toFixed(2)} s = ${fmt(records / cpu)} vitals per CPU-second [${Math.min(...engineCpu[p]).toFixed(2)}–${Math.max(...engineCpu[p]).toFixed(2)} s])\n`;
+      text += `  (${paths[p].cli}: engine-thread CPU, start-up included: median ${cpu.toFixed(2)} s = ${fmt(records / cpu)} vitals per CPU-second [${Math.min(...engineCpu[p]).toFixed(2)}–${Math.max(...engineCpu[p]).toFixed(2)} s])\n`;
     }
-    const cliRate = median(rates[0]);
+    const cliRate = median(rates[paths.findIndex((x) => x.cli === 'file')]);
     text += `target ≥ 500,000 vitals/s end to end: ${cliRate >= 500_000 ? 'PASS' : 'FAIL'} (${fmt(cliRate)})\n`;
     process.stdout.write(text);
   } finally {
