@@ -46,9 +46,15 @@ function spinOn(cpu: number, seconds: number): Promise<VcpuStalls> {
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`vCPU probe on cpu ${cpu} exited ${code}: are taskset (util-linux) and python3 installed?`));
-      const r = JSON.parse(out) as { lost: number; max: number; half: number; two: number };
+    // 'close', not 'exit': the output is complete only once stdout has closed.
+    child.on('close', (code) => {
+      let r: { lost: number; max: number; half: number; two: number };
+      try {
+        if (code !== 0) throw new Error(`exited ${code}`);
+        r = JSON.parse(out) as typeof r;
+      } catch (err) {
+        return reject(new Error(`vCPU probe on cpu ${cpu} failed (${(err as Error).message}): are taskset (util-linux) and python3 installed?`));
+      }
       const round = (x: number) => Math.round(x * 100) / 100;
       resolve({ cpu, seconds, lost_pct: round((r.lost / (seconds * 1000)) * 100), gaps_over_0_5_ms: r.half, gaps_over_2_ms: r.two, max_gap_ms: round(r.max) });
     });
